@@ -1,0 +1,141 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Query cloud billing exports with BigQuery SQL, locally and exactly.
+#[derive(Debug, Parser)]
+#[command(name = "billq", version, about)]
+pub struct Cli {
+    /// No progress bars or summaries on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Convert billing exports into a partitioned Parquet store (incremental, atomic).
+    Convert {
+        /// Export files, directories, globs or URLs (file://, http(s)://).
+        #[arg(required = true)]
+        sources: Vec<String>,
+        /// The store directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Re-read every source of a store and reconcile row counts and exact money totals.
+    Verify {
+        /// The store directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Run a SQL query over stores and export files.
+    Query(QueryArgs),
+    /// List the tables of the given stores and files.
+    Tables(TableArgs),
+    /// Show the schema of a table.
+    Schema {
+        /// The table name.
+        #[arg(value_name = "TABLE")]
+        name: String,
+        #[command(flatten)]
+        tables: TableArgs,
+    },
+    /// An interactive SQL shell (history, multi-line statements ending in `;`).
+    Shell {
+        #[command(flatten)]
+        tables: TableArgs,
+        /// SQL dialect.
+        #[arg(long, value_enum, default_value_t = DialectArg::Bigquery)]
+        dialect: DialectArg,
+    },
+    /// Convert the bundled sample exports and print their invoice totals.
+    Demo {
+        /// Keep the demo store here instead of a temporary directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Where tables come from.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TableArgs {
+    /// A store made by `billq convert` (repeatable).
+    #[arg(long = "data")]
+    pub data: Vec<PathBuf>,
+    /// Register exports as a table: NAME=SRC, NAME may be a BigQuery path (repeatable).
+    #[arg(long = "table", value_parser = parse_table)]
+    pub table: Vec<(String, String)>,
+}
+
+fn parse_table(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, src)) if !name.is_empty() && !src.is_empty() => {
+            Ok((name.to_string(), src.to_string()))
+        }
+        _ => Err(format!("expected NAME=SRC, got '{s}'")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub tables: TableArgs,
+    /// SQL dialect of the query.
+    #[arg(long, value_enum, default_value_t = DialectArg::Bigquery)]
+    pub dialect: DialectArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write the result to this file (atomically) instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Read the query from this file ("-" for stdin).
+    #[arg(short, long, conflicts_with = "sql")]
+    pub file: Option<PathBuf>,
+    /// Print the SQL that DataFusion runs instead of running it.
+    #[arg(long)]
+    pub explain_rewrite: bool,
+    /// The query.
+    #[arg(required_unless_present = "file")]
+    pub sql: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DialectArg {
+    /// BigQuery Standard SQL.
+    Bigquery,
+    /// DataFusion SQL.
+    Datafusion,
+}
+
+impl From<DialectArg> for billq_engine::Dialect {
+    fn from(d: DialectArg) -> Self {
+        match d {
+            DialectArg::Bigquery => billq_engine::Dialect::BigQuery,
+            DialectArg::Datafusion => billq_engine::Dialect::DataFusion,
+        }
+    }
+}
+
+/// Output formats of query results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Ndjson,
+    Parquet,
+    Markdown,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}

@@ -1,0 +1,38 @@
+//! One module per subcommand; each returns the process exit code.
+
+mod catalog;
+mod convert;
+mod demo;
+mod query;
+mod shell;
+
+use std::process::ExitCode;
+
+use billq_engine::{Result, Session};
+
+use crate::args::{Cli, Command, TableArgs};
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Convert { sources, out } => convert::convert(&sources, &out, cli.quiet).await,
+        Command::Verify { data } => convert::verify(&data, cli.quiet).await,
+        Command::Query(args) => query::run(args).await,
+        Command::Tables(tables) => catalog::tables(&tables).await,
+        Command::Schema { name, tables } => catalog::schema(&name, &tables).await,
+        Command::Shell { tables, dialect } => shell::run(&tables, dialect.into()).await,
+        Command::Demo { out } => demo::run(out, cli.quiet).await,
+    }
+}
+
+/// A session with the stores and tables named on the command line.
+pub async fn session(args: &TableArgs) -> Result<Session> {
+    let mut session = Session::new();
+    for dir in &args.data {
+        session.add_store(dir).await?;
+    }
+    for (name, src) in &args.table {
+        session.add_table(name, src).await?;
+    }
+    Ok(session)
+}

@@ -1,0 +1,50 @@
+//! `billq`: a thin command-line layer over `billq-engine`.
+
+mod args;
+mod commands;
+mod print_format;
+mod progress_bar;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::Cli;
+
+/// Exit code of a run that found a verification mismatch.
+pub const EXIT_MISMATCH: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("billq: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("billq: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error's message on one line.
+fn one_line(e: &billq_engine::Error) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn is_broken_pipe(e: &billq_engine::Error) -> bool {
+    matches!(e, billq_engine::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}

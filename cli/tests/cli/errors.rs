@@ -1,0 +1,181 @@
+//! Bad input: one clear line naming file, line and field; non-zero exit; store untouched.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+/// Converts `src` into a store that already holds good data; returns stderr after
+/// checking the exit code and that the store did not change.
+fn refused(src: &Path) -> String {
+    let store = tempfile::tempdir().unwrap();
+    convert(
+        store.path(),
+        &[&testdata("seed-queries/data/labels_example.jsonl")],
+    );
+    let before = (catalog_bytes(store.path()), files_below(store.path()));
+    let out = billq()
+        .arg("convert")
+        .arg(src)
+        .arg("--out")
+        .arg(store.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        (catalog_bytes(store.path()), files_below(store.path())),
+        before
+    );
+    assert!(out.stdout.is_empty());
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+const GOOD: &str = r#"{"billing_account_id":"A","usage_start_time":"2024-01-01 00:00:00 UTC","cost":1.5,"invoice":{"month":"202401"}}"#;
+
+#[test]
+fn truncated_gzip() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::read(testdata("gcp/gcp_billing_export_2024q1.jsonl.gz")).unwrap();
+    let p = write(dir.path(), "cut.jsonl.gz", &full[..full.len() / 2]);
+    let err = refused(&p);
+    assert!(
+        err.starts_with(&format!("billq: {}:", p.display())),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(": truncated gzip stream (unexpected end of file)\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "bad.jsonl",
+        format!("{GOOD}\n{GOOD}\n{{\"cost\": 1.0,\n").as_bytes(),
+    );
+    assert_eq!(
+        refused(&p),
+        format!(
+            "billq: {}:3: malformed JSON at column 13: EOF while parsing a value\n",
+            p.display()
+        )
+    );
+}
+
+#[test]
+fn wrong_type_in_a_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = GOOD.replace("\"cost\":1.5", "\"cost\":\"a lot\"");
+    let p = write(
+        dir.path(),
+        "bad.jsonl",
+        format!("{GOOD}\n{bad}\n").as_bytes(),
+    );
+    assert_eq!(
+        refused(&p),
+        format!(
+            "billq: {}:2: field 'cost': failed to parse \"a lot\" as Float64\n",
+            p.display()
+        )
+    );
+}
+
+#[test]
+fn wrong_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = GOOD.replace("2024-01-01 00:00:00 UTC", "yesterday");
+    let p = write(
+        dir.path(),
+        "bad.jsonl",
+        format!("{GOOD}\n{GOOD}\n{bad}\n").as_bytes(),
+    );
+    let err = refused(&p);
+    assert!(
+        err.starts_with(&format!(
+            "billq: {}:3: field 'usage_start_time': ",
+            p.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "empty.jsonl", b"\n\n");
+    assert_eq!(
+        refused(&p),
+        format!("billq: {}: empty file: no rows\n", p.display())
+    );
+}
+
+#[test]
+fn unknown_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "bill.csv", b"a,b\n1,2\n");
+    assert_eq!(
+        refused(&p),
+        format!(
+            "billq: {}: unknown format: expected newline-delimited JSON, a JSON array, Parquet or Avro (first byte 'a')\n",
+            p.display()
+        )
+    );
+}
+
+#[test]
+fn json_that_is_not_a_billing_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "other.jsonl", b"{\"name\": \"x\"}\n");
+    assert_eq!(
+        refused(&p),
+        format!(
+            "billq: {}: unknown format: JSON records have none of the fields of a GCP billing export (usage_start_time, cost, list_price, lineItemId)\n",
+            p.display()
+        )
+    );
+}
+
+#[test]
+fn missing_path() {
+    assert_eq!(
+        refused(Path::new("/no/such/dir/export.jsonl")),
+        "billq: /no/such/dir/export.jsonl: no such file or directory\n"
+    );
+}
+
+#[test]
+fn unreadable_url() {
+    let err = refused(Path::new("http://127.0.0.1:9/billing/export.jsonl"));
+    assert!(
+        err.starts_with("billq: http://127.0.0.1:9/billing/export.jsonl: cannot read: "),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn not_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = billq()
+        .args(["query", "--data"])
+        .arg(dir.path())
+        .arg("SELECT 1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "billq: {}: not a billq store (no _billq_catalog.json); create one with `billq convert SRC --out DIR`\n",
+            dir.path().display()
+        )
+    );
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the real `billq` binary, one module per theme.
+
+mod common;
+mod convert;
+mod errors;
+mod query;

@@ -1,0 +1,171 @@
+//! The store's catalog: one JSON file that records every converted source object and
+//! the Parquet files holding its rows.
+//!
+//! The catalog is the store's only commit point. Tables read exactly the files it
+//! lists, and it is replaced atomically (written beside, then renamed), so a run that
+//! fails or is killed leaves the previous catalog, and with it the previous data, in
+//! force; files it wrote but never committed are invisible and swept by the next run.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::money::Totals;
+use crate::source::SourceObject;
+
+/// The catalog's file name inside a store directory.
+pub const CATALOG_FILE: &str = "_billq_catalog.json";
+/// Folder of a store where a run stages files before its commit.
+pub const STAGING_DIR: &str = ".staging";
+const FORMAT_VERSION: u32 = 1;
+
+/// Everything a store holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Catalog {
+    pub format_version: u32,
+    pub sources: Vec<SourceEntry>,
+}
+
+/// One converted source object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SourceEntry {
+    pub url: String,
+    pub size: u64,
+    pub modified: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The table its rows belong to.
+    pub table: String,
+    /// Rows and exact money totals as read from the source.
+    pub totals: Totals,
+    pub files: Vec<FileEntry>,
+    /// The source's schema (field name and Arrow type of every column), as converted.
+    pub schema: Vec<(String, String)>,
+    pub converted_at: String,
+}
+
+/// One Parquet file of the store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Path relative to the store directory, with `/` separators.
+    pub path: String,
+    pub rows: u64,
+    /// Hive-style partition values (`billing_account_id`, `invoice_month`).
+    pub partition: BTreeMap<String, String>,
+}
+
+impl SourceEntry {
+    /// Whether `obj` is the same content this entry was converted from.
+    pub fn is_current(&self, obj: &SourceObject) -> bool {
+        self.url == obj.url
+            && self.size == obj.size
+            && self.modified == obj.modified
+            && self.etag == obj.etag
+    }
+}
+
+impl Catalog {
+    /// Reads the catalog of `dir`; a missing or empty directory is an empty store.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(CATALOG_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let catalog: Catalog =
+                    serde_json::from_slice(&bytes).map_err(|e| Error::Catalog {
+                        path: path.clone(),
+                        message: format!("unreadable catalog: {e}"),
+                    })?;
+                if catalog.format_version != FORMAT_VERSION {
+                    return Err(Error::Catalog {
+                        path,
+                        message: format!(
+                            "catalog format {} is not supported (this billq reads format {FORMAT_VERSION})",
+                            catalog.format_version
+                        ),
+                    });
+                }
+                Ok(catalog)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Catalog {
+                format_version: FORMAT_VERSION,
+                sources: vec![],
+            }),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Reads the catalog of a store that must exist (for queries and verify).
+    pub fn open_existing(dir: &Path) -> Result<Self> {
+        if !dir.join(CATALOG_FILE).is_file() {
+            return Err(Error::Catalog {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "not a billq store (no {CATALOG_FILE}); create one with `billq convert SRC --out DIR`"
+                ),
+            });
+        }
+        Self::load(dir)
+    }
+
+    /// Writes the catalog atomically: to a temporary file, synced, then renamed.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(CATALOG_FILE);
+        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+        serde_json::to_writer_pretty(&mut temp, self).map_err(|e| Error::Catalog {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        temp.write_all(b"\n")
+            .map_err(|e| Error::io(temp.path(), e))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(temp.path(), e))?;
+        temp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        sync_dir(dir)
+    }
+
+    /// The entry converted from this URL.
+    pub fn source(&self, url: &str) -> Option<&SourceEntry> {
+        self.sources.iter().find(|s| s.url == url)
+    }
+
+    /// Puts `entry` in, replacing the entry of the same URL; returns the replaced one.
+    pub fn upsert(&mut self, entry: SourceEntry) -> Option<SourceEntry> {
+        match self.sources.iter_mut().find(|s| s.url == entry.url) {
+            Some(slot) => Some(std::mem::replace(slot, entry)),
+            None => {
+                self.sources.push(entry);
+                self.sources.sort_by(|a, b| a.url.cmp(&b.url));
+                None
+            }
+        }
+    }
+
+    /// Table name → absolute paths of its files.
+    pub fn tables(&self, dir: &Path) -> BTreeMap<String, Vec<PathBuf>> {
+        let mut tables: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        for s in &self.sources {
+            let files = tables.entry(s.table.clone()).or_default();
+            files.extend(s.files.iter().map(|f| dir.join(&f.path)));
+        }
+        tables
+    }
+
+    /// Every file path (relative) the catalog refers to.
+    pub fn file_paths(&self) -> std::collections::BTreeSet<&str> {
+        self.sources
+            .iter()
+            .flat_map(|s| s.files.iter().map(|f| f.path.as_str()))
+            .collect()
+    }
+}
+
+/// Makes a rename in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}

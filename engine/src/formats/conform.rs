@@ -1,0 +1,94 @@
+//! Brings arrays to a target Arrow type by field name, recursively through records and
+//! lists: fields the target has and the data lacks become NULL, the rest are cast.
+//! Used where a file carries the right fields in another physical shape (a BigQuery
+//! Parquet extract, say) and must land in the documented schema.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, ListArray, RecordBatch, StructArray, new_null_array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, SchemaRef};
+
+use crate::error::Result;
+
+/// Conforms every column of `batch` to `schema`, matching columns by name.
+pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(col) => conform(col, f.data_type()),
+            None => Ok(new_null_array(f.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// Conforms one array to `target`.
+pub fn conform(array: &ArrayRef, target: &DataType) -> Result<ArrayRef> {
+    if array.data_type() == target {
+        return Ok(array.clone());
+    }
+    match (array.data_type(), target) {
+        (DataType::Struct(_), DataType::Struct(fields)) => {
+            let s = array
+                .as_any()
+                .downcast_ref::<StructArray>()
+                .expect("struct");
+            let children = fields
+                .iter()
+                .map(|f| match s.column_by_name(f.name()) {
+                    Some(c) => conform(c, f.data_type()),
+                    None => Ok(new_null_array(f.data_type(), s.len())),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Arc::new(StructArray::try_new(
+                fields.clone(),
+                children,
+                s.nulls().cloned(),
+            )?))
+        }
+        (DataType::List(_), DataType::List(item)) => {
+            let l = array.as_any().downcast_ref::<ListArray>().expect("list");
+            let values = conform(l.values(), item.data_type())?;
+            Ok(Arc::new(ListArray::try_new(
+                item.clone(),
+                l.offsets().clone(),
+                values,
+                l.nulls().cloned(),
+            )?))
+        }
+        _ => Ok(cast(array, target)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float32Array, StringArray};
+    use arrow::datatypes::{Field, Fields};
+
+    #[test]
+    fn fills_missing_struct_fields_with_null_and_casts_by_name() {
+        let input: ArrayRef = Arc::new(StructArray::from(vec![(
+            Arc::new(Field::new("amount", DataType::Float32, true)),
+            Arc::new(Float32Array::from(vec![1.5])) as ArrayRef,
+        )]));
+        let target = DataType::Struct(Fields::from(vec![
+            Field::new("unit", DataType::Utf8, true),
+            Field::new("amount", DataType::Float64, true),
+        ]));
+        let out = conform(&input, &target).unwrap();
+        let s = out.as_any().downcast_ref::<StructArray>().unwrap();
+        assert!(s.column(0).is_null(0));
+        assert_eq!(
+            s.column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(s.column(1).data_type(), &DataType::Float64);
+    }
+}

@@ -1,0 +1,259 @@
+//! Export formats: how a file is recognised, which table its rows belong to, and how
+//! it is read as a stream of Arrow record batches in its provider's documented schema.
+//!
+//! Every reader is a [`BatchSource`]; conversion, verification and `--table` queries
+//! see only that trait, so a new provider is one more reader behind it.
+
+pub mod conform;
+pub mod gcp;
+mod gcp_file_export;
+mod ndjson;
+mod parquet_extract;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// Rows per record batch read from a source.
+pub const BATCH_SIZE: usize = 8192;
+
+/// The kind of export a file holds; each kind is one table of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExportKind {
+    /// GCP standard usage cost export.
+    GcpStandard,
+    /// GCP detailed (resource-level) usage cost export.
+    GcpResource,
+    /// GCP pricing export.
+    GcpPricing,
+    /// GCP's pre-BigQuery file export (JSON).
+    GcpFileExport,
+}
+
+impl ExportKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [ExportKind; 4] = [
+        ExportKind::GcpStandard,
+        ExportKind::GcpResource,
+        ExportKind::GcpPricing,
+        ExportKind::GcpFileExport,
+    ];
+
+    /// The table name a store registers this kind under.
+    pub fn table(self) -> &'static str {
+        match self {
+            ExportKind::GcpStandard => "gcp_billing_export",
+            ExportKind::GcpResource => "gcp_billing_export_resource",
+            ExportKind::GcpPricing => "gcp_pricing_export",
+            ExportKind::GcpFileExport => "gcp_file_export",
+        }
+    }
+
+    /// The kind whose table has this name.
+    pub fn from_table(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.table() == name)
+    }
+
+    /// The provider folder of the store.
+    pub fn provider(self) -> &'static str {
+        "gcp"
+    }
+
+    /// Money columns (dotted paths through records and arrays) whose exact totals
+    /// the catalog records and `verify` reconciles.
+    pub fn money_columns(self) -> &'static [&'static str] {
+        match self {
+            ExportKind::GcpStandard | ExportKind::GcpResource => {
+                &["cost", "cost_at_list", "credits.amount"]
+            }
+            ExportKind::GcpPricing => &[
+                "list_price.tiered_rates.usd_amount",
+                "list_price.tiered_rates.account_currency_amount",
+                "billing_account_price.tiered_rates.usd_amount",
+                "billing_account_price.tiered_rates.account_currency_amount",
+            ],
+            ExportKind::GcpFileExport => &["cost.amount", "credits.amount"],
+        }
+    }
+
+    /// The time column rows are sorted by within a stored file.
+    pub fn time_column(self) -> &'static str {
+        match self {
+            ExportKind::GcpStandard | ExportKind::GcpResource => "usage_start_time",
+            ExportKind::GcpPricing => "export_time",
+            ExportKind::GcpFileExport => "startTime",
+        }
+    }
+}
+
+/// A stream of record batches read from one export file.
+pub trait BatchSource: Send {
+    /// The kind of export the file holds.
+    fn kind(&self) -> ExportKind;
+    /// The schema of every batch: the documented schema plus the file's own extra fields.
+    fn schema(&self) -> SchemaRef;
+    /// The next batch, or `None` at the end of the file.
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>>;
+}
+
+/// How a file is encoded, found from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Newline-delimited JSON (`bq extract --destination_format NEWLINE_DELIMITED_JSON`).
+    NdJson,
+    /// One JSON array of records (GCP's pre-BigQuery file export).
+    JsonArray,
+    /// Apache Parquet.
+    Parquet,
+    /// Apache Avro object container file.
+    Avro,
+}
+
+/// What [`sniff`] found: the encoding and whether it is gzip-compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sniffed {
+    pub encoding: Encoding,
+    pub gzip: bool,
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Recognises a local file's encoding from its content.
+pub fn sniff(path: &Path, display: &str) -> Result<Sniffed> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut head = [0u8; 4];
+    let n = read_up_to(file, &mut head).map_err(|e| Error::io(path, e))?;
+    let gzip = n >= 2 && head[..2] == GZIP_MAGIC;
+    let mut reader = open_text(path, gzip, None)?;
+    let first = first_non_space(&mut reader).map_err(|e| read_error(display, 1, e))?;
+    let encoding = match first {
+        None => {
+            return Err(Error::EmptyFile {
+                path: display.to_string(),
+            });
+        }
+        Some(_) if !gzip && &head[..n] == b"PAR1" => Encoding::Parquet,
+        Some(_) if !gzip && &head[..n] == b"Obj\x01" => Encoding::Avro,
+        Some(b'{') => Encoding::NdJson,
+        Some(b'[') => Encoding::JsonArray,
+        Some(other) => {
+            return Err(Error::UnknownFormat {
+                path: display.to_string(),
+                reason: format!(
+                    "expected newline-delimited JSON, a JSON array, Parquet or Avro (first byte {:?})",
+                    other as char
+                ),
+            });
+        }
+    };
+    Ok(Sniffed { encoding, gzip })
+}
+
+/// Opens the export file at `path` for reading as batches.
+pub fn open<'p>(
+    path: &Path,
+    display: &str,
+    progress: Option<&'p dyn Progress>,
+) -> Result<Box<dyn BatchSource + 'p>> {
+    let sniffed = sniff(path, display)?;
+    match sniffed.encoding {
+        Encoding::NdJson => Ok(Box::new(ndjson::JsonLines::open(
+            path,
+            display,
+            sniffed.gzip,
+            progress,
+        )?)),
+        Encoding::JsonArray => Ok(Box::new(gcp_file_export::open(
+            path,
+            display,
+            sniffed.gzip,
+        )?)),
+        Encoding::Parquet => Ok(Box::new(parquet_extract::ParquetExtract::open(
+            path, display,
+        )?)),
+        Encoding::Avro => Err(Error::UnknownFormat {
+            path: display.to_string(),
+            reason:
+                "Avro extracts are not supported yet; extract as NEWLINE_DELIMITED_JSON or PARQUET"
+                    .into(),
+        }),
+    }
+}
+
+/// A buffered text reader over a file, through gzip when it is compressed, counting
+/// the compressed bytes it reads into `progress`.
+fn open_text<'p>(
+    path: &Path,
+    gzip: bool,
+    progress: Option<&'p dyn Progress>,
+) -> Result<Box<dyn BufRead + Send + 'p>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let counted = crate::progress::Counting::new(file, progress);
+    Ok(if gzip {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::read::MultiGzDecoder::new(BufReader::new(counted)),
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 16, counted))
+    })
+}
+
+/// Turns an I/O error met while reading line `line` of a file into a user-facing one.
+fn read_error(display: &str, line: u64, e: std::io::Error) -> Error {
+    let message = match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            "truncated gzip stream (unexpected end of file)".to_string()
+        }
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+            format!("corrupt gzip stream: {e}")
+        }
+        _ => e.to_string(),
+    };
+    Error::BadRow {
+        path: display.to_string(),
+        line,
+        message,
+    }
+}
+
+fn first_non_space(reader: &mut dyn BufRead) -> std::io::Result<Option<u8>> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        if let Some(pos) = buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            return Ok(Some(buf[pos]));
+        }
+        let len = buf.len();
+        reader.consume(len);
+    }
+}
+
+fn read_up_to(mut r: impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// The schema of a kind with a file's extra fields laid over it.
+fn schema_for(kind: ExportKind, inferred: &arrow::datatypes::Fields) -> SchemaRef {
+    let documented = gcp::documented_schema(kind);
+    Arc::new(arrow::datatypes::Schema::new(gcp::overlay(
+        documented.fields(),
+        inferred,
+    )))
+}

@@ -1,0 +1,33 @@
+//! # billq-engine
+//!
+//! The engine behind `billq`: cloud billing exports in, exact partitioned Parquet and
+//! SQL answers out.
+//!
+//! - [`source`] resolves what the user names (files, directories, globs, object store
+//!   URLs) to [`source::SourceObject`]s, each with the identity (size, mtime, etag)
+//!   that makes conversion incremental.
+//! - [`formats`] recognises a file and reads it as Arrow batches in its provider's
+//!   documented schema, behind one trait, [`formats::BatchSource`].
+//! - [`convert`] streams sources into the store: Parquet partitioned by provider,
+//!   table, billing account and invoice month, sorted by usage time, committed
+//!   atomically through the [`catalog`], which records each source's row count and
+//!   exact money totals ([`money`]).
+//! - [`verify`] re-reads sources and store and reconciles them with the catalog.
+//! - [`session`] is a DataFusion context with the store's tables and the billing
+//!   functions of `billq-udfs`; [`sql`] holds the BigQuery front end.
+
+pub mod catalog;
+pub mod convert;
+pub mod error;
+pub mod formats;
+pub mod money;
+pub mod progress;
+pub mod session;
+pub mod source;
+pub mod sql;
+pub mod store;
+pub mod verify;
+
+pub use error::{Error, Result};
+pub use session::Session;
+pub use sql::Dialect;

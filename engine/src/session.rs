@@ -1,0 +1,112 @@
+//! A query session: a DataFusion context with billq's functions, the tables of any
+//! number of stores, and export files registered under names of the user's choice.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::SessionContext;
+
+use crate::catalog::Catalog;
+use crate::convert::{ConvertOptions, convert};
+use crate::error::{Error, Result};
+use crate::sql::{self, Dialect};
+use crate::store;
+
+/// A DataFusion context set up for billing data.
+pub struct Session {
+    ctx: SessionContext,
+    tables: BTreeSet<String>,
+    /// Stores made on the fly for `--table` sources, removed with the session.
+    temp_stores: Vec<tempfile::TempDir>,
+}
+
+impl Session {
+    /// A session with billq's functions and no tables.
+    pub fn new() -> Self {
+        let ctx = SessionContext::new();
+        billq_udfs::register_all(&ctx);
+        Self {
+            ctx,
+            tables: BTreeSet::new(),
+            temp_stores: Vec::new(),
+        }
+    }
+
+    /// The DataFusion context.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Names of the registered tables.
+    pub fn tables(&self) -> &BTreeSet<String> {
+        &self.tables
+    }
+
+    /// Registers every table of the store at `dir`.
+    pub async fn add_store(&mut self, dir: &Path) -> Result<()> {
+        for name in store::register_store(&self.ctx, dir).await? {
+            self.tables.insert(name);
+        }
+        Ok(())
+    }
+
+    /// Registers the exports at `src` (file, directory, glob or URL) as table `name`,
+    /// converting them into a temporary store first.
+    pub async fn add_table(&mut self, name: &str, src: &str) -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let opts = ConvertOptions {
+            out: dir.path().to_path_buf(),
+            progress: None,
+        };
+        convert(&[src.to_string()], &opts).await?;
+        let tables = Catalog::load(dir.path())?.tables(dir.path());
+        if tables.len() > 1 {
+            let kinds: Vec<_> = tables.keys().cloned().collect();
+            return Err(Error::BadUrl {
+                url: src.to_string(),
+                message: format!(
+                    "holds more than one kind of export ({}); name each with its own --table",
+                    kinds.join(", ")
+                ),
+            });
+        }
+        let files: Vec<_> = tables.into_values().flatten().collect();
+        store::register_files(&self.ctx, name, &files).await?;
+        self.tables.insert(name.to_string());
+        self.temp_stores.push(dir);
+        Ok(())
+    }
+
+    /// Plans `text` in `dialect`; runs nothing yet.
+    pub async fn sql(&self, text: &str, dialect: Dialect) -> Result<DataFrame> {
+        match dialect {
+            Dialect::DataFusion => Ok(self.ctx.sql(text).await?),
+            Dialect::BigQuery => {
+                let statement = sql::bigquery::rewrite(text, &self.tables)?;
+                let plan = self
+                    .ctx
+                    .state()
+                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                        statement,
+                    )))
+                    .await?;
+                Ok(self.ctx.execute_logical_plan(plan).await?)
+            }
+        }
+    }
+
+    /// The SQL DataFusion runs for `text` in `dialect`.
+    pub fn rewritten(&self, text: &str, dialect: Dialect) -> Result<String> {
+        match dialect {
+            Dialect::DataFusion => Ok(text.to_string()),
+            Dialect::BigQuery => Ok(sql::bigquery::rewrite(text, &self.tables)?.to_string()),
+        }
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,96 @@
+//! BigQuery Standard SQL: parse with sqlparser's BigQuery dialect, then rewrite the AST
+//! into SQL that DataFusion plans with BigQuery's meaning.
+//!
+//! Passes run in order over one statement; each is a `VisitorMut` walk:
+//! - table paths: `` `project.dataset.table` `` (and `project-ID` with hyphens) resolve
+//!   to the name the table is registered under.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{Ident, ObjectName, ObjectNamePart, Statement, visit_relations_mut};
+use sqlparser::dialect::BigQueryDialect;
+use sqlparser::parser::Parser;
+
+use crate::error::{Error, Result};
+
+/// Parses one BigQuery statement and rewrites it for DataFusion.
+pub fn rewrite(text: &str, tables: &BTreeSet<String>) -> Result<Statement> {
+    let mut statements =
+        Parser::parse_sql(&BigQueryDialect {}, text).map_err(|e| Error::Sql(e.to_string()))?;
+    if statements.len() != 1 {
+        return Err(Error::Sql(format!(
+            "expected one statement, found {}",
+            statements.len()
+        )));
+    }
+    let mut statement = statements.remove(0);
+    resolve_tables(&mut statement, tables);
+    Ok(statement)
+}
+
+/// Replaces each table path that names a registered table by that table's name.
+/// A path matches by its full text (`project.dataset.table`) or by its last part.
+fn resolve_tables(statement: &mut Statement, tables: &BTreeSet<String>) {
+    let _ = visit_relations_mut(statement, |name: &mut ObjectName| {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .filter_map(|p| p.as_ident().map(|i| i.value.clone()))
+            .collect();
+        let full = parts.join(".");
+        let last = parts.last().cloned().unwrap_or_default();
+        let target = [full, last].into_iter().find(|n| tables.contains(n));
+        if let Some(target) = target {
+            *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote(
+                '"', target,
+            ))]);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn backticked_paths_resolve_to_registered_names() {
+        let cases = [
+            (
+                "SELECT cost FROM `project.dataset.gcp_billing_export_v1_X`",
+                "SELECT cost FROM \"project.dataset.gcp_billing_export_v1_X\"",
+            ),
+            (
+                "SELECT 1 FROM `project-ID.dataset.gcp_billing_export_v1_X` AS t",
+                "SELECT 1 FROM \"project-ID.dataset.gcp_billing_export_v1_X\" AS t",
+            ),
+            (
+                "SELECT 1 FROM `my-project`.billing.gcp_billing_export",
+                "SELECT 1 FROM \"gcp_billing_export\"",
+            ),
+            ("SELECT 1 FROM other", "SELECT 1 FROM other"),
+        ];
+        let t = tables(&[
+            "project.dataset.gcp_billing_export_v1_X",
+            "project-ID.dataset.gcp_billing_export_v1_X",
+            "gcp_billing_export",
+        ]);
+        for (input, expected) in cases {
+            assert_eq!(rewrite(input, &t).unwrap().to_string(), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn more_than_one_statement_is_refused() {
+        let err = rewrite("SELECT 1; SELECT 2", &tables(&[])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "SQL error: expected one statement, found 2"
+        );
+    }
+}

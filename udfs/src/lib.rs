@@ -1,0 +1,49 @@
+//! # billq-udfs
+//!
+//! Billing functions for DataFusion, usable from BigQuery and DataFusion SQL alike.
+//! One function per file, each a `ScalarUDFImpl` with its documentation:
+//!
+//! - [`billing::credits_total`]: exact sum of a row's `credits[].amount`;
+//! - [`billing::net_cost`]: `cost` plus its credits, exactly.
+//!
+//! Money comes out as `Decimal128(38, 9)` (BigQuery's NUMERIC): a FLOAT64 amount is
+//! taken at the shortest decimal that reads back as the same double (the text the
+//! export carried), so sums of these results are exact.
+
+pub mod billing;
+mod decimal;
+
+use std::sync::Arc;
+
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::prelude::SessionContext;
+
+/// Every scalar function of this crate.
+pub fn all_scalar() -> Vec<Arc<ScalarUDF>> {
+    vec![
+        Arc::new(ScalarUDF::from(billing::credits_total::CreditsTotal::new())),
+        Arc::new(ScalarUDF::from(billing::net_cost::NetCost::new())),
+    ]
+}
+
+/// Registers every function of this crate with `ctx`.
+pub fn register_all(ctx: &SessionContext) {
+    for udf in all_scalar() {
+        ctx.register_udf(udf.as_ref().clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_documented() {
+        let mut names: Vec<_> = all_scalar().iter().map(|f| f.name().to_string()).collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        assert!(all_scalar().iter().all(|f| f.documentation().is_some()));
+    }
+}
