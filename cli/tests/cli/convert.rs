@@ -283,3 +283,70 @@ fn verify_reports_a_store_that_lost_rows() {
         "{stdout}"
     );
 }
+
+#[test]
+fn detailed_and_pricing_exports_have_their_own_tables() {
+    let store = tempfile::tempdir().unwrap();
+    let log = convert(
+        store.path(),
+        &[
+            &testdata("gcp/gcp_billing_export_resource_sample.jsonl"),
+            &testdata("gcp/gcp_pricing_export_sample.jsonl"),
+        ],
+    );
+    assert!(log.contains("-> gcp_billing_export_resource (2 rows, 1 file(s); cost=0.022034, cost_at_list=0, credits.amount=-0.004362)"), "{log}");
+    assert!(log.contains("-> gcp_pricing_export (2 rows, 1 file(s); billing_account_price.tiered_rates.account_currency_amount=0.01963, billing_account_price.tiered_rates.usd_amount=0.01963, list_price.tiered_rates.account_currency_amount=0.331811, list_price.tiered_rates.usd_amount=0.331811)"), "{log}");
+    let csv = query_csv(
+        store.path(),
+        "SELECT resource.name AS r, price.effective_price AS p FROM gcp_billing_export_resource ORDER BY usage_start_time",
+    );
+    assert_eq!(csv, "r,p\ninstance-1,0.120000000\ninstance-1,0.021811000\n");
+    let csv = query_csv(
+        store.path(),
+        "SELECT sku.id AS s, cardinality(list_price.tiered_rates) AS tiers, product_taxonomy[2] AS t FROM gcp_pricing_export ORDER BY 1",
+    );
+    assert_eq!(
+        csv,
+        "s,tiers,t\n6B8F-E63D-832B,3,Network\nCF4E-A0C7-E3BF,1,Compute\n"
+    );
+}
+
+#[test]
+fn avro_extracts_plain_and_gzipped_convert_to_the_same_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    convert(&store, &[&seed("labels_example.jsonl")]);
+    let stored = files_below(&store)
+        .into_iter()
+        .find(|f| f.ends_with(".parquet"))
+        .unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(store.join(stored)).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    let avro = dir.path().join("extract.avro");
+    let mut writer = arrow_avro::writer::AvroWriter::new(
+        std::fs::File::create(&avro).unwrap(),
+        batches[0].schema().as_ref().clone(),
+    )
+    .unwrap();
+    for b in &batches {
+        writer.write(b).unwrap();
+    }
+    writer.finish().unwrap();
+    drop(writer);
+    let gz = dir.path().join("extract.avro.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    std::io::copy(&mut std::fs::File::open(&avro).unwrap(), &mut enc).unwrap();
+    enc.finish().unwrap();
+    let log = convert(&dir.path().join("second"), &[&avro, &gz]);
+    for name in ["extract.avro", "extract.avro.gz"] {
+        assert!(log.contains(&format!("{name} -> gcp_billing_export (7 rows, 1 file(s); cost=24, cost_at_list=24, credits.amount=0)")), "{log}");
+    }
+}

@@ -181,3 +181,20 @@ fn demo_prints_invoice_totals_of_the_bundled_exports() {
         "{text}"
     );
 }
+
+#[test]
+fn shell_runs_multi_line_statements_and_commands() {
+    let out = billq()
+        .args(["shell", "--table", &seed_table()])
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .write_stdin("\\d\nSELECT COUNT(*) AS n\nFROM `project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX`;\n\\q\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("\nproject.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX\n"),
+        "{text}"
+    );
+    assert!(text.contains("| n |\n+---+\n| 6 |\n"), "{text}");
+}

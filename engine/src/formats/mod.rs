@@ -5,10 +5,10 @@
 //! see only that trait, so a new provider is one more reader behind it.
 
 pub mod conform;
+mod extract;
 pub mod gcp;
 mod gcp_file_export;
 mod ndjson;
-mod parquet_extract;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -125,22 +125,31 @@ pub struct Sniffed {
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// Recognises a local file's encoding from its content.
+/// Recognises a local file's encoding from its content (through gzip, for all but
+/// Parquet, which cannot be read from a stream).
 pub fn sniff(path: &Path, display: &str) -> Result<Sniffed> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut head = [0u8; 4];
-    let n = read_up_to(file, &mut head).map_err(|e| Error::io(path, e))?;
-    let gzip = n >= 2 && head[..2] == GZIP_MAGIC;
+    let mut raw = [0u8; 4];
+    let n = read_up_to(file, &mut raw).map_err(|e| Error::io(path, e))?;
+    let gzip = n >= 2 && raw[..2] == GZIP_MAGIC;
     let mut reader = open_text(path, gzip, None)?;
-    let first = first_non_space(&mut reader).map_err(|e| read_error(display, 1, e))?;
+    let mut head = [0u8; 4];
+    let n = read_up_to(&mut reader, &mut head).map_err(|e| read_error(display, 1, e))?;
+    let head = &head[..n];
+    let first = head
+        .iter()
+        .copied()
+        .find(|b| !b.is_ascii_whitespace())
+        .map_or_else(|| first_non_space(&mut reader), |b| Ok(Some(b)))
+        .map_err(|e| read_error(display, 1, e))?;
     let encoding = match first {
         None => {
             return Err(Error::EmptyFile {
                 path: display.to_string(),
             });
         }
-        Some(_) if !gzip && &head[..n] == b"PAR1" => Encoding::Parquet,
-        Some(_) if !gzip && &head[..n] == b"Obj\x01" => Encoding::Avro,
+        Some(_) if !gzip && head == b"PAR1" => Encoding::Parquet,
+        Some(_) if head == b"Obj\x01" => Encoding::Avro,
         Some(b'{') => Encoding::NdJson,
         Some(b'[') => Encoding::JsonArray,
         Some(other) => {
@@ -175,15 +184,13 @@ pub fn open<'p>(
             display,
             sniffed.gzip,
         )?)),
-        Encoding::Parquet => Ok(Box::new(parquet_extract::ParquetExtract::open(
-            path, display,
+        Encoding::Parquet => Ok(Box::new(extract::Extract::parquet(path, display)?)),
+        Encoding::Avro => Ok(Box::new(extract::Extract::avro(
+            path,
+            display,
+            sniffed.gzip,
+            progress,
         )?)),
-        Encoding::Avro => Err(Error::UnknownFormat {
-            path: display.to_string(),
-            reason:
-                "Avro extracts are not supported yet; extract as NEWLINE_DELIMITED_JSON or PARQUET"
-                    .into(),
-        }),
     }
 }
 
