@@ -1,7 +1,6 @@
 //! A query session: a DataFusion context with billq's functions, the tables of any
 //! number of stores, and export files registered under names of the user's choice.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use datafusion::dataframe::DataFrame;
@@ -10,13 +9,15 @@ use datafusion::prelude::SessionContext;
 use crate::catalog::Catalog;
 use crate::convert::{ConvertOptions, convert};
 use crate::error::{Error, Result};
+use crate::sql::bigquery::Columns;
 use crate::sql::{self, Dialect};
 use crate::store;
 
 /// A DataFusion context set up for billing data.
 pub struct Session {
     ctx: SessionContext,
-    tables: BTreeSet<String>,
+    /// Registered tables and their column names, for the BigQuery front end.
+    tables: Columns,
     /// Stores made on the fly for `--table` sources, removed with the session.
     temp_stores: Vec<tempfile::TempDir>,
 }
@@ -28,7 +29,7 @@ impl Session {
         billq_udfs::register_all(&ctx);
         Self {
             ctx,
-            tables: BTreeSet::new(),
+            tables: Columns::new(),
             temp_stores: Vec::new(),
         }
     }
@@ -39,14 +40,35 @@ impl Session {
     }
 
     /// Names of the registered tables.
-    pub fn tables(&self) -> &BTreeSet<String> {
-        &self.tables
+    pub fn tables(&self) -> impl Iterator<Item = &String> {
+        self.tables.keys()
+    }
+
+    /// Whether a table of this name is registered.
+    pub fn has_table(&self, name: &str) -> bool {
+        self.tables.contains_key(name)
+    }
+
+    /// Records a registered table's columns.
+    async fn remember(&mut self, name: &str) -> Result<()> {
+        let provider = self
+            .ctx
+            .table_provider(datafusion::common::TableReference::bare(name))
+            .await?;
+        let columns = provider
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        self.tables.insert(name.to_string(), columns);
+        Ok(())
     }
 
     /// Registers every table of the store at `dir`.
     pub async fn add_store(&mut self, dir: &Path) -> Result<()> {
         for name in store::register_store(&self.ctx, dir).await? {
-            self.tables.insert(name);
+            self.remember(&name).await?;
         }
         Ok(())
     }
@@ -73,7 +95,7 @@ impl Session {
         }
         let files: Vec<_> = tables.into_values().flatten().collect();
         store::register_files(&self.ctx, name, &files).await?;
-        self.tables.insert(name.to_string());
+        self.remember(name).await?;
         self.temp_stores.push(dir);
         Ok(())
     }

@@ -4,12 +4,15 @@
 //! One function per file, each a `ScalarUDFImpl` with its documentation:
 //!
 //! - [`billing::credits_total`]: exact sum of a row's `credits[].amount`;
-//! - [`billing::net_cost`]: `cost` plus its credits, exactly.
+//! - [`billing::net_cost`]: `cost` plus its credits, exactly;
+//! - [`bigquery`]: BigQuery semantics where DataFusion's built-ins differ
+//!   (`to_json_string`, `bq_divide`, `bq_safe_divide`, `bq_cast_int64`, `bq_array_sum`).
 //!
 //! Money comes out as `Decimal128(38, 9)` (BigQuery's NUMERIC): a FLOAT64 amount is
 //! taken at the shortest decimal that reads back as the same double (the text the
 //! export carried), so sums of these results are exact.
 
+pub mod bigquery;
 pub mod billing;
 mod decimal;
 
@@ -23,6 +26,13 @@ pub fn all_scalar() -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::from(billing::credits_total::CreditsTotal::new())),
         Arc::new(ScalarUDF::from(billing::net_cost::NetCost::new())),
+        Arc::new(ScalarUDF::from(bigquery::array_sum::BqArraySum::new())),
+        Arc::new(ScalarUDF::from(bigquery::cast_int64::BqCastInt64::new())),
+        Arc::new(ScalarUDF::from(bigquery::divide::BqDivide::new(false))),
+        Arc::new(ScalarUDF::from(bigquery::divide::BqDivide::new(true))),
+        Arc::new(ScalarUDF::from(
+            bigquery::to_json_string::ToJsonString::new(),
+        )),
     ]
 }
 

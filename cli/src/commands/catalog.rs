@@ -16,7 +16,7 @@ pub async fn tables(args: &TableArgs) -> Result<ExitCode> {
 
 pub async fn schema(table: &str, args: &TableArgs) -> Result<ExitCode> {
     let session = super::session(args).await?;
-    if !session.tables().contains(table) {
+    if !session.has_table(table) {
         return Err(Error::Sql(format!(
             "no table named {table}; see `billq tables`"
         )));

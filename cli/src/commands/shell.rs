@@ -19,7 +19,7 @@ pub async fn run(tables: &TableArgs, mut dialect: Dialect) -> Result<ExitCode> {
     if let Some(h) = &history {
         let _ = editor.load_history(h);
     }
-    println!("billq shell ({} tables). {HELP}", session.tables().len());
+    println!("billq shell ({} tables). {HELP}", session.tables().count());
     let mut statement = String::new();
     loop {
         let prompt = if statement.is_empty() {
@@ -41,7 +41,7 @@ pub async fn run(tables: &TableArgs, mut dialect: Dialect) -> Result<ExitCode> {
             let mut words = trimmed.split_whitespace();
             match (words.next(), words.next()) {
                 (Some("\\q"), _) => break,
-                (Some("\\d"), None) => session.tables().iter().for_each(|t| println!("{t}")),
+                (Some("\\d"), None) => session.tables().for_each(|t| println!("{t}")),
                 (Some("\\d"), Some(name)) => describe(&session, name).await,
                 (Some("\\dialect"), Some("bigquery")) => dialect = Dialect::BigQuery,
                 (Some("\\dialect"), Some("datafusion")) => dialect = Dialect::DataFusion,

@@ -1,11 +1,22 @@
 //! BigQuery Standard SQL: parse with sqlparser's BigQuery dialect, then rewrite the AST
 //! into SQL that DataFusion plans with BigQuery's meaning.
 //!
-//! Passes run in order over one statement; each is a `VisitorMut` walk:
-//! - table paths: `` `project.dataset.table` `` (and `project-ID` with hyphens) resolve
-//!   to the name the table is registered under.
+//! Passes run in order over one statement, each a walk of the AST:
+//! 1. table paths: `` `project.dataset.table` `` (and `project-ID` with hyphens) resolve
+//!    to the name the table is registered under;
+//! 2. [`unnest_subquery`]: subqueries over `UNNEST(array)` become array functions;
+//! 3. [`unnest_from`]: `UNNEST` joins in FROM become derived tables that unnest;
+//! 4. [`functions`]: functions, casts and `/` with BigQuery's semantics;
+//! 5. [`names`]: output column names as BigQuery gives them.
 
-use std::collections::BTreeSet;
+mod ast;
+pub mod functions;
+pub mod names;
+pub mod unnest_from;
+pub mod unnest_subquery;
+
+pub use unnest_from::Columns;
+
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{Ident, ObjectName, ObjectNamePart, Statement, visit_relations_mut};
@@ -14,8 +25,9 @@ use sqlparser::parser::Parser;
 
 use crate::error::{Error, Result};
 
-/// Parses one BigQuery statement and rewrites it for DataFusion.
-pub fn rewrite(text: &str, tables: &BTreeSet<String>) -> Result<Statement> {
+/// Parses one BigQuery statement and rewrites it for DataFusion; `tables` names the
+/// registered tables and their columns.
+pub fn rewrite(text: &str, tables: &Columns) -> Result<Statement> {
     let mut statements =
         Parser::parse_sql(&BigQueryDialect {}, text).map_err(|e| Error::Sql(e.to_string()))?;
     if statements.len() != 1 {
@@ -26,12 +38,16 @@ pub fn rewrite(text: &str, tables: &BTreeSet<String>) -> Result<Statement> {
     }
     let mut statement = statements.remove(0);
     resolve_tables(&mut statement, tables);
+    unnest_subquery::rewrite(&mut statement)?;
+    unnest_from::rewrite(&mut statement, tables)?;
+    functions::rewrite(&mut statement)?;
+    names::rewrite(&mut statement);
     Ok(statement)
 }
 
 /// Replaces each table path that names a registered table by that table's name.
 /// A path matches by its full text (`project.dataset.table`) or by its last part.
-fn resolve_tables(statement: &mut Statement, tables: &BTreeSet<String>) {
+fn resolve_tables(statement: &mut Statement, tables: &Columns) {
     let _ = visit_relations_mut(statement, |name: &mut ObjectName| {
         let parts: Vec<String> = name
             .0
@@ -40,7 +56,7 @@ fn resolve_tables(statement: &mut Statement, tables: &BTreeSet<String>) {
             .collect();
         let full = parts.join(".");
         let last = parts.last().cloned().unwrap_or_default();
-        let target = [full, last].into_iter().find(|n| tables.contains(n));
+        let target = [full, last].into_iter().find(|n| tables.contains_key(n));
         if let Some(target) = target {
             *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote(
                 '"', target,
@@ -54,8 +70,8 @@ fn resolve_tables(statement: &mut Statement, tables: &BTreeSet<String>) {
 mod tests {
     use super::*;
 
-    fn tables(names: &[&str]) -> BTreeSet<String> {
-        names.iter().map(|s| s.to_string()).collect()
+    fn tables(names: &[&str]) -> Columns {
+        names.iter().map(|s| (s.to_string(), vec![])).collect()
     }
 
     #[test]
@@ -81,7 +97,11 @@ mod tests {
             "gcp_billing_export",
         ]);
         for (input, expected) in cases {
-            assert_eq!(rewrite(input, &t).unwrap().to_string(), expected, "{input}");
+            let mut s = Parser::parse_sql(&BigQueryDialect {}, input)
+                .unwrap()
+                .remove(0);
+            resolve_tables(&mut s, &t);
+            assert_eq!(s.to_string(), expected, "{input}");
         }
     }
 

@@ -1,0 +1,192 @@
+//! BigQuery functions, casts and operators mapped to what DataFusion plans with the
+//! same meaning.
+//!
+//! | BigQuery | planned as |
+//! |---|---|
+//! | `IFNULL(a, b)`, `IF(c, a, b)` | `coalesce(a, b)`, `CASE WHEN c THEN a ELSE b END` |
+//! | `a / b`, `SAFE_DIVIDE(a, b)` | `bq_divide(a, b)`, `bq_safe_divide(a, b)` (FLOAT64 for integers) |
+//! | `CAST(x AS INT64)` | `bq_cast_int64(x)` (rounds half away from zero) |
+//! | `NUMERIC`, `BIGNUMERIC`, `FLOAT64`, `STRING`, `BYTES`, `BOOL` | `DECIMAL(38, 9)`, `DECIMAL(76, 38)`, `DOUBLE`, `VARCHAR`, `BYTEA`, `BOOLEAN` |
+//! | `SAFE_CAST` | `TRY_CAST` |
+//! | `DATE(ts [, tz])`, `DATE(y, m, d)` | the date of `ts` in `tz` (UTC by default), `make_date` |
+//! | `TIMESTAMP_TRUNC(ts, part [, tz])`, `DATE_TRUNC(d, part)` | `date_trunc` in `tz`; weeks start on Sunday |
+//! | `FORMAT_TIMESTAMP(f, ts [, tz])`, `FORMAT_DATE(f, d)`, `PARSE_DATE(f, s)` | `to_char`, `to_date` |
+//! | `ARRAY_LENGTH`, `SPLIT`, `REGEXP_CONTAINS`, `REGEXP_EXTRACT` | `cardinality`, `string_to_array`, `regexp_like`, `regexp_match(...)[1]` |
+//! | `EXTRACT(DAYOFWEEK FROM x)` | `date_part('dow', x) + 1` (Sunday is 1) |
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, CastKind, DataType, DateTimeField, ExactNumberInfo, Expr, Statement,
+    visit_expressions_mut,
+};
+
+use super::ast::{function_args, function_name, literal_text, string_literal, template};
+use crate::error::{Error, Result};
+
+/// Rewrites every BigQuery function call, cast and division in `statement`.
+pub fn rewrite(statement: &mut Statement) -> Result<()> {
+    let flow = visit_expressions_mut(statement, |e| match convert(e) {
+        Ok(Some(new)) => {
+            *e = new;
+            ControlFlow::Continue(())
+        }
+        Ok(None) => ControlFlow::Continue(()),
+        Err(err) => ControlFlow::Break(err),
+    });
+    match flow {
+        ControlFlow::Break(err) => Err(err),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+fn convert(e: &Expr) -> Result<Option<Expr>> {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Divide,
+            right,
+        } => Ok(Some(template(
+            "bq_divide(A, B)",
+            &[("A", left), ("B", right)],
+        ))),
+        Expr::Cast {
+            kind,
+            expr,
+            data_type,
+            ..
+        } => Ok(cast(kind, expr, data_type)),
+        Expr::Extract {
+            field: DateTimeField::DayOfWeek,
+            expr,
+            ..
+        } => Ok(Some(template("(date_part('dow', X) + 1)", &[("X", expr)]))),
+        Expr::Function(f) if f.over.is_none() => match (function_name(f), function_args(f)) {
+            (Some(name), Some(args)) => function(&name, &args),
+            _ => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
+fn cast(kind: &CastKind, expr: &Expr, data_type: &DataType) -> Option<Expr> {
+    let safe = matches!(kind, CastKind::SafeCast | CastKind::TryCast);
+    let target = match data_type {
+        DataType::Int64 | DataType::Integer(_) | DataType::Int(_) | DataType::BigInt(_)
+            if !safe =>
+        {
+            return Some(template("bq_cast_int64(X)", &[("X", expr)]));
+        }
+        DataType::Int64 => "BIGINT",
+        DataType::Float64 => "DOUBLE",
+        DataType::Numeric(ExactNumberInfo::None) | DataType::Decimal(ExactNumberInfo::None) => {
+            "DECIMAL(38, 9)"
+        }
+        DataType::BigNumeric(ExactNumberInfo::None)
+        | DataType::BigDecimal(ExactNumberInfo::None) => "DECIMAL(76, 38)",
+        DataType::String(_) => "VARCHAR",
+        DataType::Bytes(_) => "BYTEA",
+        DataType::Bool => "BOOLEAN",
+        _ if matches!(kind, CastKind::SafeCast) => {
+            return Some(try_cast(expr, &data_type.to_string()));
+        }
+        _ => return None,
+    };
+    Some(if safe {
+        try_cast(expr, target)
+    } else {
+        template(&format!("CAST(X AS {target})"), &[("X", expr)])
+    })
+}
+
+fn try_cast(expr: &Expr, target: &str) -> Expr {
+    template(&format!("TRY_CAST(X AS {target})"), &[("X", expr)])
+}
+
+/// The name of a date part written as an identifier (`DAY`) or a string.
+fn part(e: &Expr) -> Result<String> {
+    let text = match e {
+        Expr::Identifier(i) => i.value.clone(),
+        other => literal_text(other)
+            .map(str::to_string)
+            .ok_or_else(|| Error::Sql(format!("unsupported: date part {other}")))?,
+    };
+    Ok(text.to_ascii_lowercase())
+}
+
+/// `X` as a microsecond timestamp in time zone `tz`.
+fn in_zone(x: &Expr, tz: Option<&Expr>) -> Result<Expr> {
+    let zone = match tz {
+        None => "UTC".to_string(),
+        Some(tz) => literal_text(tz)
+            .ok_or_else(|| {
+                Error::Sql(format!(
+                    "unsupported: a time zone that is not a string literal ({tz})"
+                ))
+            })?
+            .to_string(),
+    };
+    let arrow_type = string_literal(&format!("Timestamp(µs, \"{}\")", zone.replace('"', "")));
+    Ok(template(
+        &format!("arrow_cast(X, {arrow_type})"),
+        &[("X", x)],
+    ))
+}
+
+/// `date_trunc` with BigQuery's parts: `WEEK` starts on Sunday, `ISOWEEK` on Monday.
+fn trunc(x: &Expr, part: &str) -> Expr {
+    match part {
+        "week" | "week(sunday)" => template(
+            "(date_trunc('week', X + INTERVAL '1 day') - INTERVAL '1 day')",
+            &[("X", x)],
+        ),
+        "isoweek" | "week(monday)" => template("date_trunc('week', X)", &[("X", x)]),
+        p => template(
+            &format!("date_trunc({}, X)", string_literal(p)),
+            &[("X", x)],
+        ),
+    }
+}
+
+fn function(name: &str, args: &[Expr]) -> Result<Option<Expr>> {
+    let arg = |i: usize| &args[i];
+    let t = |text: &str, names: &[&str]| {
+        let subs: Vec<(&str, &Expr)> = names.iter().copied().zip(args.iter()).collect();
+        Some(template(text, &subs))
+    };
+    Ok(match (name, args.len()) {
+        ("IFNULL", 2) => t("coalesce(A, B)", &["A", "B"]),
+        ("IF", 3) => t("CASE WHEN C THEN A ELSE B END", &["C", "A", "B"]),
+        ("SAFE_DIVIDE", 2) => t("bq_safe_divide(A, B)", &["A", "B"]),
+        ("ARRAY_LENGTH", 1) => t("cardinality(A)", &["A"]),
+        ("SPLIT", 1) => t("string_to_array(A, ',')", &["A"]),
+        ("SPLIT", 2) => t("string_to_array(A, B)", &["A", "B"]),
+        ("REGEXP_CONTAINS", 2) => t("regexp_like(A, B)", &["A", "B"]),
+        ("REGEXP_EXTRACT", 2) => t("array_element(regexp_match(A, B), 1)", &["A", "B"]),
+        ("DATE", 1) => Some(template(
+            "CAST(X AS DATE)",
+            &[("X", &in_zone(arg(0), None)?)],
+        )),
+        ("DATE", 2) => Some(template(
+            "CAST(X AS DATE)",
+            &[("X", &in_zone(arg(0), Some(arg(1)))?)],
+        )),
+        ("DATE", 3) => t("make_date(Y, M, D)", &["Y", "M", "D"]),
+        ("TIMESTAMP", 1) => Some(in_zone(arg(0), None)?),
+        ("TIMESTAMP_TRUNC" | "DATETIME_TRUNC", 2 | 3) => {
+            let zoned = in_zone(arg(0), args.get(2))?;
+            Some(trunc(&zoned, &part(arg(1))?))
+        }
+        ("DATE_TRUNC", 2) => Some(template(
+            "CAST(X AS DATE)",
+            &[("X", &trunc(arg(0), &part(arg(1))?))],
+        )),
+        ("FORMAT_TIMESTAMP", 2 | 3) => {
+            let zoned = in_zone(arg(1), args.get(2))?;
+            Some(template("to_char(T, F)", &[("T", &zoned), ("F", arg(0))]))
+        }
+        ("FORMAT_DATE", 2) => t("to_char(D, F)", &["F", "D"]),
+        ("PARSE_DATE", 2) => t("to_date(S, F)", &["F", "S"]),
+        _ => None,
+    })
+}

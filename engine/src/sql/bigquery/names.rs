@@ -1,0 +1,128 @@
+//! Output column names as BigQuery gives them.
+//!
+//! - An unaliased field path is named by its last part: `invoice.month` → `month`.
+//! - Other unaliased expressions are `f0_`, `f1_`, ... in order.
+//! - Aliases keep their case (`CUD_credits`), where DataFusion would lower-case them;
+//!   references to them in GROUP BY, HAVING, QUALIFY and ORDER BY follow.
+//!
+//! Only the outermost query's names are output names; inner ones are left alone, so
+//! that references from outside stay case-insensitive.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, GroupByExpr, Ident, OrderByKind, Query, SelectItem, SetExpr, Statement,
+    visit_expressions_mut,
+};
+
+use super::ast::quoted;
+
+/// Names the output columns of `statement`'s outermost query.
+pub fn rewrite(statement: &mut Statement) {
+    if let Statement::Query(query) = statement {
+        name_query(query);
+    }
+}
+
+fn name_query(query: &mut Query) {
+    let mut aliases = Vec::new();
+    name_set_expr(&mut query.body, &mut aliases);
+    if let Some(order_by) = &mut query.order_by
+        && let OrderByKind::Expressions(exprs) = &mut order_by.kind
+    {
+        for e in exprs {
+            refer(&mut e.expr, &aliases);
+        }
+    }
+}
+
+fn name_set_expr(body: &mut SetExpr, aliases: &mut Vec<Ident>) {
+    match body {
+        SetExpr::Select(select) => {
+            let mut anonymous = 0;
+            for item in &mut select.projection {
+                let named = match item {
+                    SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) if parts.len() > 1 => {
+                        Some((
+                            Expr::CompoundIdentifier(parts.clone()),
+                            quoted(&parts[parts.len() - 1].value),
+                        ))
+                    }
+                    SelectItem::UnnamedExpr(Expr::Identifier(_)) => None,
+                    SelectItem::UnnamedExpr(e) => {
+                        let name = format!("f{anonymous}_");
+                        anonymous += 1;
+                        Some((e.clone(), quoted(&name)))
+                    }
+                    SelectItem::ExprWithAlias { alias, .. } => {
+                        if alias.quote_style.is_none()
+                            && alias.value.chars().any(|c| c.is_ascii_uppercase())
+                        {
+                            *alias = quoted(&alias.value);
+                            aliases.push(alias.clone());
+                        }
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some((expr, alias)) = named {
+                    *item = SelectItem::ExprWithAlias { expr, alias };
+                }
+            }
+            if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+                for e in exprs {
+                    refer(e, aliases);
+                }
+            }
+            for e in [&mut select.having, &mut select.qualify]
+                .into_iter()
+                .flatten()
+            {
+                refer(e, aliases);
+            }
+        }
+        SetExpr::SetOperation { left, .. } => name_set_expr(left, aliases),
+        SetExpr::Query(q) => name_query(q),
+        _ => {}
+    }
+}
+
+/// Points unquoted references to a case-preserved alias at it.
+fn refer(expr: &mut Expr, aliases: &[Ident]) {
+    if aliases.is_empty() {
+        return;
+    }
+    let _ = visit_expressions_mut(expr, |e| {
+        if let Expr::Identifier(i) = e
+            && i.quote_style.is_none()
+            && let Some(a) = aliases
+                .iter()
+                .find(|a| a.value.eq_ignore_ascii_case(&i.value))
+        {
+            *i = a.clone();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::BigQueryDialect;
+    use sqlparser::parser::Parser;
+
+    #[test]
+    fn outputs_are_named_as_bigquery_names_them() {
+        let mut s = Parser::parse_sql(
+            &BigQueryDialect {},
+            "SELECT invoice.month, SUM(cost), SUM(x) AS CUD_credits, cost FROM t GROUP BY 1 ORDER BY cud_credits",
+        )
+        .unwrap()
+        .remove(0);
+        rewrite(&mut s);
+        assert_eq!(
+            s.to_string(),
+            "SELECT invoice.month AS \"month\", SUM(cost) AS \"f0_\", SUM(x) AS \"CUD_credits\", cost FROM t GROUP BY 1 ORDER BY \"CUD_credits\""
+        );
+    }
+}

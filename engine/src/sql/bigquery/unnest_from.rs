@@ -1,0 +1,303 @@
+//! `UNNEST` in FROM: `FROM t, UNNEST(t.arr) AS x`, `CROSS JOIN UNNEST(...)`,
+//! `[INNER] JOIN UNNEST(...) ON c` and `LEFT JOIN UNNEST(...) AS x [ON c]` become a
+//! derived table that unnests in its select list, which DataFusion plans:
+//!
+//! ```sql
+//! FROM (SELECT t.* EXCLUDE (x), unnest(<array>) AS x FROM t) AS t
+//! ```
+//!
+//! - An inner join drops rows whose array is empty or NULL, as BigQuery's does.
+//! - A LEFT join keeps them once with `x` NULL: the array is replaced by `[NULL]`
+//!   when it has no element. Its `ON` condition filters the array first
+//!   (`array_filter(arr, x -> c)`), so rows matching nothing are kept the same way.
+//! - The alias wins over a column of the same name (`LEFT JOIN UNNEST(labels) AS
+//!   labels`): that column is excluded from the derived table.
+//! - `x.f` then reads field `f` of the struct column `x`.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, Ident, JoinConstraint, JoinOperator, Query, SelectItem, SetExpr, Statement, TableAlias,
+    TableFactor, VisitMut, VisitorMut,
+};
+use sqlparser::dialect::DuckDbDialect;
+use sqlparser::parser::Parser;
+
+use super::ast::{bind_element, quoted, template};
+use crate::error::{Error, Result};
+
+/// Table name → its top-level column names.
+pub type Columns = BTreeMap<String, Vec<String>>;
+
+/// Rewrites every `UNNEST` join of `statement`.
+pub fn rewrite(statement: &mut Statement, columns: &Columns) -> Result<()> {
+    let mut pass = Pass {
+        columns,
+        counter: 0,
+    };
+    match statement.visit(&mut pass) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+struct Pass<'a> {
+    columns: &'a Columns,
+    counter: usize,
+}
+
+impl VisitorMut for Pass<'_> {
+    type Break = Error;
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<Error> {
+        match self.set_expr(&mut query.body) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(e),
+        }
+    }
+}
+
+enum Kind {
+    Inner,
+    Left,
+}
+
+struct Step {
+    array: Expr,
+    alias: Ident,
+    kind: Kind,
+    on: Option<Expr>,
+}
+
+impl Pass<'_> {
+    fn set_expr(&mut self, body: &mut SetExpr) -> Result<()> {
+        match body {
+            SetExpr::Select(select) => {
+                let Some(first) = select.from.first_mut() else {
+                    return Ok(());
+                };
+                let mut steps = Vec::new();
+                let mut kept = Vec::new();
+                for join in std::mem::take(&mut first.joins) {
+                    if !matches!(join.relation, TableFactor::UNNEST { .. }) {
+                        kept.push(join);
+                        continue;
+                    }
+                    let (kind, on) = match join.join_operator {
+                        JoinOperator::CrossJoin(_) => (Kind::Inner, None),
+                        JoinOperator::Join(c) | JoinOperator::Inner(c) => {
+                            (Kind::Inner, on_condition(c)?)
+                        }
+                        JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
+                            (Kind::Left, on_condition(c)?)
+                        }
+                        other => {
+                            return Err(Error::Sql(format!(
+                                "unsupported: {other:?} join with UNNEST"
+                            )));
+                        }
+                    };
+                    steps.push(step(join.relation, kind, on)?);
+                }
+                first.joins = kept;
+                let mut rest = Vec::new();
+                for twj in select.from.drain(1..) {
+                    if matches!(twj.relation, TableFactor::UNNEST { .. }) && twj.joins.is_empty() {
+                        steps.push(step(twj.relation, Kind::Inner, None)?);
+                    } else {
+                        rest.push(twj);
+                    }
+                }
+                select.from.extend(rest);
+                if !steps.is_empty() {
+                    let base = &mut select.from[0].relation;
+                    let relation = std::mem::replace(
+                        base,
+                        TableFactor::UNNEST {
+                            alias: None,
+                            array_exprs: vec![],
+                            with_offset: false,
+                            with_offset_alias: None,
+                            with_ordinality: false,
+                        },
+                    );
+                    *base = self.derive(relation, steps)?;
+                }
+                Ok(())
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                self.set_expr(left)?;
+                self.set_expr(right)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Wraps `relation` in one derived table per step.
+    fn derive(&mut self, relation: TableFactor, steps: Vec<Step>) -> Result<TableFactor> {
+        let (name, mut columns) = match &relation {
+            TableFactor::Table { name, alias, .. } => {
+                let last = name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| i.value.clone())
+                    .unwrap_or_default();
+                let columns = self.columns.get(&last).cloned();
+                (
+                    alias
+                        .as_ref()
+                        .map_or_else(|| quoted(&last), |a| a.name.clone()),
+                    columns,
+                )
+            }
+            TableFactor::Derived { alias: Some(a), .. } => (a.name.clone(), None),
+            _ => {
+                return Err(Error::Sql(
+                    "unsupported: UNNEST joined to a relation without an alias".into(),
+                ));
+            }
+        };
+        let mut relation = relation;
+        if let TableFactor::Table {
+            alias: alias @ None,
+            ..
+        } = &mut relation
+        {
+            *alias = Some(TableAlias {
+                explicit: true,
+                at: None,
+                name: name.clone(),
+                columns: vec![],
+            });
+        }
+        for step in steps {
+            self.counter += 1;
+            let param = format!("__u{}", self.counter);
+            let mut array = step.array;
+            if let Some(mut on) = step.on {
+                bind_element(&mut on, Some(&step.alias.value), &param);
+                array = template(
+                    &format!("array_filter(A, {param} -> C)"),
+                    &[("A", &array), ("C", &on)],
+                );
+            }
+            if let Kind::Left = step.kind {
+                array = template(
+                    "CASE WHEN cardinality(A) > 0 THEN A ELSE make_array(NULL) END",
+                    &[("A", &array)],
+                );
+            }
+            let shadows = columns.as_ref().and_then(|c| {
+                c.iter()
+                    .find(|c| c.eq_ignore_ascii_case(&step.alias.value))
+                    .cloned()
+            });
+            let exclude = shadows
+                .map(|c| format!(" EXCLUDE (\"{c}\")"))
+                .unwrap_or_default();
+            let sql = format!(
+                "SELECT \"{n}\".*{exclude}, unnest(__array) AS \"{x}\" FROM __base AS \"{n}\"",
+                n = name.value,
+                x = step.alias.value
+            );
+            let mut query = Parser::new(&DuckDbDialect {})
+                .try_with_sql(&sql)
+                .and_then(|mut p| p.parse_query())
+                .map_err(|e| Error::Sql(format!("internal: {e}")))?;
+            let SetExpr::Select(select) = query.body.as_mut() else {
+                unreachable!()
+            };
+            select.from[0].relation = relation;
+            if let SelectItem::ExprWithAlias { expr, .. } = &mut select.projection[1] {
+                *expr = template("unnest(A)", &[("A", &array)]);
+            }
+            if let Some(c) = columns.as_mut() {
+                c.retain(|c| !c.eq_ignore_ascii_case(&step.alias.value));
+                c.push(step.alias.value.clone());
+            }
+            relation = TableFactor::Derived {
+                lateral: false,
+                subquery: query,
+                alias: Some(TableAlias {
+                    explicit: true,
+                    at: None,
+                    name: name.clone(),
+                    columns: vec![],
+                }),
+                sample: None,
+            };
+        }
+        Ok(relation)
+    }
+}
+
+fn on_condition(c: JoinConstraint) -> Result<Option<Expr>> {
+    match c {
+        JoinConstraint::On(e) => Ok(Some(e)),
+        JoinConstraint::None | JoinConstraint::Natural => Ok(None),
+        JoinConstraint::Using(_) => Err(Error::Sql("unsupported: USING with UNNEST".into())),
+    }
+}
+
+fn step(relation: TableFactor, kind: Kind, on: Option<Expr>) -> Result<Step> {
+    let TableFactor::UNNEST {
+        alias,
+        mut array_exprs,
+        with_offset,
+        ..
+    } = relation
+    else {
+        unreachable!("only UNNEST relations are steps")
+    };
+    if with_offset || array_exprs.len() != 1 {
+        return Err(Error::Sql(
+            "unsupported: UNNEST WITH OFFSET or of several arrays in FROM".into(),
+        ));
+    }
+    let alias = alias
+        .map(|a| a.name)
+        .ok_or_else(|| Error::Sql("unsupported: UNNEST in FROM without an alias".into()))?;
+    Ok(Step {
+        array: array_exprs.remove(0),
+        alias,
+        kind,
+        on,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::BigQueryDialect;
+
+    fn rewritten(sql: &str) -> String {
+        let mut s = Parser::parse_sql(&BigQueryDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        let columns = Columns::from([(
+            "t".to_string(),
+            vec!["cost".to_string(), "labels".to_string()],
+        )]);
+        rewrite(&mut s, &columns).unwrap();
+        s.to_string()
+    }
+
+    #[test]
+    fn unnest_joins_become_derived_tables() {
+        let cases = [
+            (
+                "SELECT x.key FROM t, UNNEST(labels) AS x",
+                "SELECT x.key FROM (SELECT \"t\".*, unnest(labels) AS \"x\" FROM t AS \"t\") AS \"t\"",
+            ),
+            (
+                "SELECT labels.value FROM t AS bq LEFT JOIN UNNEST(labels) AS labels ON labels.key = 'env'",
+                "SELECT labels.value FROM (SELECT \"bq\".* EXCLUDE (\"labels\"), unnest(CASE WHEN cardinality(array_filter(labels, __u1 -> __u1['key'] = 'env')) > 0 THEN array_filter(labels, __u1 -> __u1['key'] = 'env') ELSE make_array(NULL) END) AS \"labels\" FROM t AS bq) AS bq",
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(rewritten(input), expected, "{input}");
+        }
+    }
+}

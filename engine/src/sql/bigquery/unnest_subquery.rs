@@ -1,0 +1,291 @@
+//! Subqueries over `UNNEST(array)` of the outer row become array functions.
+//!
+//! DataFusion cannot run an `UNNEST` of an outer row's column inside a subquery, and
+//! would plan a join for it where an array function does the work in place:
+//!
+//! | BigQuery | planned as |
+//! |---|---|
+//! | `(SELECT SUM(e) FROM UNNEST(a) x [WHERE w])` | `bq_array_sum(array_transform(array_filter(a, x -> w), x -> e))` |
+//! | `(SELECT COUNT(*) FROM UNNEST(a) x ...)` | `coalesce(cardinality(...), 0)` |
+//! | `MIN`, `MAX`, `AVG`, `STRING_AGG`, `ARRAY_AGG`, `LOGICAL_OR`, `LOGICAL_AND` | `array_min`, `array_max`, `array_avg`, `array_to_string`, `array_transform`, `array_any_match` |
+//! | `(SELECT e FROM UNNEST(a) x WHERE w)` (no aggregate) | the first match: `array_element(array_transform(...), 1)` |
+//! | `v [NOT] IN (SELECT e FROM UNNEST(a) ...)`, `v [NOT] IN UNNEST(a)` | `[NOT] coalesce(array_has(...), false)` |
+//! | `EXISTS (SELECT ... FROM UNNEST(a) x WHERE w)` | `coalesce(cardinality(array_filter(a, x -> w)) > 0, false)` |
+//!
+//! `SUM(c.amount)` over `credits` becomes `credits_total`'s kin `bq_array_sum`, which
+//! keeps BigQuery's result type (DataFusion's `array_sum` turns NUMERIC into FLOAT64).
+//! With no alias, bare names in the subquery are the element's fields.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor, visit_expressions_mut,
+};
+
+use super::ast::{bind_element, function_args, function_name, template};
+use crate::error::{Error, Result};
+
+/// Rewrites every subquery over `UNNEST` in `statement`.
+pub fn rewrite(statement: &mut Statement) -> Result<()> {
+    let mut counter = 0usize;
+    let flow = visit_expressions_mut(statement, |e| match convert(e, &mut counter) {
+        Ok(Some(new)) => {
+            *e = new;
+            ControlFlow::Continue(())
+        }
+        Ok(None) => ControlFlow::Continue(()),
+        Err(err) => ControlFlow::Break(err),
+    });
+    match flow {
+        ControlFlow::Break(err) => Err(err),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// A subquery `SELECT item FROM UNNEST(array) [AS alias] [WHERE filter]`, with the
+/// element bound to a lambda parameter.
+struct OverUnnest {
+    param: String,
+    /// The array, filtered by the subquery's WHERE.
+    array: Expr,
+    item: Expr,
+}
+
+fn convert(e: &Expr, counter: &mut usize) -> Result<Option<Expr>> {
+    Ok(match e {
+        Expr::Subquery(q) => over_unnest(q, counter)?.map(scalar),
+        Expr::InSubquery {
+            expr,
+            subquery,
+            negated,
+        } => match over_unnest(subquery, counter)? {
+            Some(u) => {
+                let values = transform(&u.array, &u.param, &u.item);
+                Some(membership(&values, expr, *negated))
+            }
+            None => None,
+        },
+        Expr::InUnnest {
+            expr,
+            array_expr,
+            negated,
+        } => Some(membership(array_expr, expr, *negated)),
+        Expr::Exists { subquery, negated } => match over_unnest(subquery, counter)? {
+            Some(u) => {
+                let e = template("coalesce(cardinality(A) > 0, false)", &[("A", &u.array)]);
+                Some(if *negated {
+                    template("NOT E", &[("E", &e)])
+                } else {
+                    e
+                })
+            }
+            None => None,
+        },
+        _ => None,
+    })
+}
+
+fn membership(values: &Expr, value: &Expr, negated: bool) -> Expr {
+    let has = template(
+        "coalesce(array_has(A, V), false)",
+        &[("A", values), ("V", value)],
+    );
+    if negated {
+        template("NOT E", &[("E", &has)])
+    } else {
+        has
+    }
+}
+
+/// `array_transform(array, param -> item)`, or the array itself for `param -> param`.
+fn transform(array: &Expr, param: &str, item: &Expr) -> Expr {
+    if matches!(item, Expr::Identifier(i) if i.value == param) {
+        return array.clone();
+    }
+    let text = format!("array_transform(A, {param} -> B)");
+    template(&text, &[("A", array), ("B", item)])
+}
+
+fn scalar(u: OverUnnest) -> Expr {
+    let OverUnnest { param, array, item } = u;
+    let aggregate = match &item {
+        Expr::Function(f) if f.over.is_none() => function_name(f).zip(function_args(f)),
+        _ => None,
+    };
+    let Some((name, args)) = aggregate else {
+        return template(
+            "array_element(T, 1)",
+            &[("T", &transform(&array, &param, &item))],
+        );
+    };
+    let first = args.first().cloned();
+    let values = |arg: &Option<Expr>| arg.as_ref().map(|a| transform(&array, &param, a));
+    let nonempty = |e: &Expr| {
+        template(
+            "CASE WHEN cardinality(A) > 0 THEN E END",
+            &[("A", &array), ("E", e)],
+        )
+    };
+    match (name.as_str(), values(&first)) {
+        ("SUM", Some(v)) => template("bq_array_sum(V)", &[("V", &v)]),
+        ("COUNT", None) => template("coalesce(cardinality(A), 0)", &[("A", &array)]),
+        ("COUNT", Some(_)) if is_wildcard_like(first.as_ref()) => {
+            template("coalesce(cardinality(A), 0)", &[("A", &array)])
+        }
+        ("COUNT", Some(v)) => template(
+            "coalesce(cardinality(array_filter(V, __x -> __x IS NOT NULL)), 0)",
+            &[("V", &v)],
+        ),
+        ("MIN", Some(v)) => template("array_min(V)", &[("V", &v)]),
+        ("MAX", Some(v)) => template("array_max(V)", &[("V", &v)]),
+        ("AVG", Some(v)) => template("array_avg(V)", &[("V", &v)]),
+        ("ANY_VALUE", Some(v)) => template("array_element(V, 1)", &[("V", &v)]),
+        ("ARRAY_AGG", Some(v)) => v,
+        ("STRING_AGG", Some(v)) => {
+            let sep = args.get(1).cloned().unwrap_or_else(|| template("','", &[]));
+            nonempty(&template(
+                "array_to_string(V, S)",
+                &[("V", &v), ("S", &sep)],
+            ))
+        }
+        ("LOGICAL_OR", Some(v)) => {
+            nonempty(&template("array_any_match(V, __x -> __x)", &[("V", &v)]))
+        }
+        ("LOGICAL_AND", Some(v)) => nonempty(&template(
+            "NOT array_any_match(V, __x -> NOT __x)",
+            &[("V", &v)],
+        )),
+        _ => template(
+            "array_element(T, 1)",
+            &[("T", &transform(&array, &param, &item))],
+        ),
+    }
+}
+
+fn is_wildcard_like(arg: Option<&Expr>) -> bool {
+    matches!(arg, Some(Expr::Value(_)))
+}
+
+/// Recognises a subquery over `UNNEST`; refuses, with its reason, one it cannot plan.
+fn over_unnest(q: &Query, counter: &mut usize) -> Result<Option<OverUnnest>> {
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return Ok(None);
+    };
+    let [from] = select.from.as_slice() else {
+        return Ok(None);
+    };
+    let TableFactor::UNNEST {
+        alias,
+        array_exprs,
+        with_offset,
+        ..
+    } = &from.relation
+    else {
+        return Ok(None);
+    };
+    let unsupported = |what: &str| {
+        Err(Error::Sql(format!(
+            "unsupported: {what} in a subquery over UNNEST ({})",
+            q.to_string().chars().take(80).collect::<String>()
+        )))
+    };
+    if !from.joins.is_empty() {
+        return unsupported("a JOIN");
+    }
+    if *with_offset || array_exprs.len() != 1 {
+        return unsupported("WITH OFFSET or several arrays");
+    }
+    if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() {
+        return unsupported("WITH, ORDER BY or LIMIT");
+    }
+    if !matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
+        || select.having.is_some()
+        || select.distinct.is_some()
+    {
+        return unsupported("GROUP BY, HAVING or DISTINCT");
+    }
+    let item = match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e.clone(),
+        _ => return unsupported("a select list other than one expression"),
+    };
+    *counter += 1;
+    let param = format!("__e{counter}");
+    let alias = alias.as_ref().map(|a| a.name.value.as_str());
+    let mut item = item;
+    bind_element(&mut item, alias, &param);
+    let mut array = array_exprs[0].clone();
+    if let Some(filter) = &select.selection {
+        let mut filter = filter.clone();
+        bind_element(&mut filter, alias, &param);
+        array = template(
+            &format!("array_filter(A, {param} -> W)"),
+            &[("A", &array), ("W", &filter)],
+        );
+    }
+    Ok(Some(OverUnnest { param, array, item }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::BigQueryDialect;
+    use sqlparser::parser::Parser;
+
+    fn rewritten(sql: &str) -> String {
+        let mut s = Parser::parse_sql(&BigQueryDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        rewrite(&mut s).unwrap();
+        s.to_string()
+    }
+
+    #[test]
+    fn subqueries_over_unnest_become_array_functions() {
+        let cases = [
+            (
+                "SELECT IFNULL((SELECT SUM(c.amount) FROM UNNEST(credits) c), 0) FROM t",
+                "SELECT IFNULL(bq_array_sum(array_transform(credits, __e1 -> __e1['amount'])), 0) FROM t",
+            ),
+            (
+                "SELECT 1 FROM t WHERE 'color' NOT IN (SELECT key FROM UNNEST(tags))",
+                "SELECT 1 FROM t WHERE NOT coalesce(array_has(array_transform(tags, __e1 -> __e1['key']), 'color'), false)",
+            ),
+            (
+                "SELECT (SELECT l.value FROM UNNEST(labels) AS l WHERE l.key = 'env') FROM t",
+                "SELECT array_element(array_transform(array_filter(labels, __e1 -> __e1['key'] = 'env'), __e1 -> __e1['value']), 1) FROM t",
+            ),
+            (
+                "SELECT 1 FROM t WHERE EXISTS (SELECT 1 FROM UNNEST(labels) l WHERE l.key = 'env')",
+                "SELECT 1 FROM t WHERE coalesce(cardinality(array_filter(labels, __e1 -> __e1['key'] = 'env')) > 0, false)",
+            ),
+            (
+                "SELECT (SELECT COUNT(*) FROM UNNEST(credits)) FROM t",
+                "SELECT coalesce(cardinality(credits), 0) FROM t",
+            ),
+            (
+                "SELECT 'a' IN UNNEST(xs) FROM t",
+                "SELECT coalesce(array_has(xs, 'a'), false) FROM t",
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(rewritten(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn unsupported_shapes_are_named() {
+        let mut s = Parser::parse_sql(
+            &BigQueryDialect {},
+            "SELECT (SELECT c.amount FROM UNNEST(credits) c ORDER BY 1 LIMIT 1) FROM t",
+        )
+        .unwrap()
+        .remove(0);
+        let err = rewrite(&mut s).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "SQL error: unsupported: WITH, ORDER BY or LIMIT in a subquery over UNNEST"
+            ),
+            "{err}"
+        );
+    }
+}
