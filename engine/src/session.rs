@@ -106,13 +106,15 @@ impl Session {
             Dialect::DataFusion => Ok(self.ctx.sql(text).await?),
             Dialect::BigQuery => {
                 let statement = sql::bigquery::rewrite(text, &self.tables)?;
-                let plan = self
-                    .ctx
-                    .state()
-                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
-                        statement,
-                    )))
-                    .await?;
+                // BigQuery sorts NULLs first in ascending order, last in descending.
+                let mut state = self.ctx.state();
+                state
+                    .config_mut()
+                    .options_mut()
+                    .sql_parser
+                    .default_null_ordering = "nulls_min".into();
+                let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
+                let plan = state.statement_to_plan(statement).await?;
                 Ok(self.ctx.execute_logical_plan(plan).await?)
             }
         }

@@ -40,7 +40,7 @@ pub fn f64_to_scaled(v: f64) -> Option<i128> {
 
 /// The `i`-th value of a numeric array at scale 9, or `None` when NULL.
 pub fn scaled_at(array: &ArrayRef, i: usize) -> Result<Option<i128>> {
-    if array.is_null(i) {
+    if array.data_type().is_null() || array.is_null(i) {
         return Ok(None);
     }
     let v = match array.data_type() {

@@ -1,6 +1,9 @@
 //! Functions over the billing exports' own shapes (credits, labels, money).
 
 pub mod credits_total;
+pub mod lookup;
+pub mod micros;
+pub mod money_sum;
 pub mod net_cost;
 
 use arrow::array::{Array, ArrayRef, AsArray, StructArray};

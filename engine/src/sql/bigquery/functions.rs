@@ -11,13 +11,15 @@
 //! | `DATE(ts [, tz])`, `DATE(y, m, d)` | the date of `ts` in `tz` (UTC by default), `make_date` |
 //! | `TIMESTAMP_TRUNC(ts, part [, tz])`, `DATE_TRUNC(d, part)` | `date_trunc` in `tz`; weeks start on Sunday |
 //! | `FORMAT_TIMESTAMP(f, ts [, tz])`, `FORMAT_DATE(f, d)`, `PARSE_DATE(f, s)` | `to_char`, `to_date` |
-//! | `ARRAY_LENGTH`, `SPLIT`, `REGEXP_CONTAINS`, `REGEXP_EXTRACT` | `cardinality`, `string_to_array`, `regexp_like`, `regexp_match(...)[1]` |
+//! | `TIMESTAMP_ADD/SUB`, `DATE_ADD/SUB` with `INTERVAL n unit` | `+`, `-` an interval |
+//! | `ARRAY_LENGTH`, `SPLIT`, `REGEXP_CONTAINS`, `REGEXP_EXTRACT`, `MOD` | `cardinality`, `string_to_array`, `regexp_like`, `regexp_match(...)[1]`, `%` |
+//! | `"text"`, `r'raw'` string literals | `'text'`, `'raw'` |
 //! | `EXTRACT(DAYOFWEEK FROM x)` | `date_part('dow', x) + 1` (Sunday is 1) |
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, DateTimeField, ExactNumberInfo, Expr, Statement,
+    BinaryOperator, CastKind, DataType, DateTimeField, ExactNumberInfo, Expr, Statement, Value,
     visit_expressions_mut,
 };
 
@@ -56,6 +58,17 @@ fn convert(e: &Expr) -> Result<Option<Expr>> {
             data_type,
             ..
         } => Ok(cast(kind, expr, data_type)),
+        Expr::Value(v) => Ok(match &v.value {
+            Value::SingleQuotedRawStringLiteral(s)
+            | Value::DoubleQuotedRawStringLiteral(s)
+            | Value::DoubleQuotedString(s) => {
+                Some(Expr::Value(Value::SingleQuotedString(s.clone()).into()))
+            }
+            _ => None,
+        }),
+        Expr::TypedString(ts) if matches!(ts.data_type, DataType::Timestamp(..)) => {
+            Ok(Some(in_zone(e, None)?))
+        }
         Expr::Extract {
             field: DateTimeField::DayOfWeek,
             expr,
@@ -116,21 +129,23 @@ fn part(e: &Expr) -> Result<String> {
 
 /// `X` as a microsecond timestamp in time zone `tz`.
 fn in_zone(x: &Expr, tz: Option<&Expr>) -> Result<Expr> {
-    let zone = match tz {
-        None => "UTC".to_string(),
-        Some(tz) => literal_text(tz)
-            .ok_or_else(|| {
+    let cast = |x: &Expr, zone: &str| {
+        let arrow_type = string_literal(&format!("Timestamp(µs, \"{}\")", zone.replace('"', "")));
+        template(&format!("arrow_cast(X, {arrow_type})"), &[("X", x)])
+    };
+    // A timestamp without a zone holds UTC: make it UTC first, then move it.
+    let utc = cast(x, "UTC");
+    Ok(match tz {
+        None => utc,
+        Some(tz) => {
+            let zone = literal_text(tz).ok_or_else(|| {
                 Error::Sql(format!(
                     "unsupported: a time zone that is not a string literal ({tz})"
                 ))
-            })?
-            .to_string(),
-    };
-    let arrow_type = string_literal(&format!("Timestamp(µs, \"{}\")", zone.replace('"', "")));
-    Ok(template(
-        &format!("arrow_cast(X, {arrow_type})"),
-        &[("X", x)],
-    ))
+            })?;
+            cast(&utc, zone)
+        }
+    })
 }
 
 /// `date_trunc` with BigQuery's parts: `WEEK` starts on Sunday, `ISOWEEK` on Monday.
@@ -175,8 +190,11 @@ fn function(name: &str, args: &[Expr]) -> Result<Option<Expr>> {
         ("TIMESTAMP", 1) => Some(in_zone(arg(0), None)?),
         ("TIMESTAMP_TRUNC" | "DATETIME_TRUNC", 2 | 3) => {
             let zoned = in_zone(arg(0), args.get(2))?;
-            Some(trunc(&zoned, &part(arg(1))?))
+            Some(in_zone(&trunc(&zoned, &part(arg(1))?), None)?)
         }
+        ("TIMESTAMP_ADD" | "DATE_ADD" | "DATETIME_ADD", 2) => t("(A + B)", &["A", "B"]),
+        ("TIMESTAMP_SUB" | "DATE_SUB" | "DATETIME_SUB", 2) => t("(A - B)", &["A", "B"]),
+        ("MOD", 2) => t("(A % B)", &["A", "B"]),
         ("DATE_TRUNC", 2) => Some(template(
             "CAST(X AS DATE)",
             &[("X", &trunc(arg(0), &part(arg(1))?))],

@@ -77,6 +77,10 @@ impl Pass<'_> {
                 let Some(first) = select.from.first_mut() else {
                     return Ok(());
                 };
+                if let TableFactor::UNNEST { .. } = first.relation {
+                    first.relation =
+                        unnest_first(std::mem::replace(&mut first.relation, empty_unnest()))?;
+                }
                 let mut steps = Vec::new();
                 let mut kept = Vec::new();
                 for join in std::mem::take(&mut first.joins) {
@@ -197,40 +201,72 @@ impl Pass<'_> {
             let exclude = shadows
                 .map(|c| format!(" EXCLUDE (\"{c}\")"))
                 .unwrap_or_default();
-            let sql = format!(
-                "SELECT \"{n}\".*{exclude}, unnest(__array) AS \"{x}\" FROM __base AS \"{n}\"",
-                n = name.value,
-                x = step.alias.value
-            );
-            let mut query = Parser::new(&DuckDbDialect {})
-                .try_with_sql(&sql)
-                .and_then(|mut p| p.parse_query())
-                .map_err(|e| Error::Sql(format!("internal: {e}")))?;
-            let SetExpr::Select(select) = query.body.as_mut() else {
-                unreachable!()
-            };
-            select.from[0].relation = relation;
-            if let SelectItem::ExprWithAlias { expr, .. } = &mut select.projection[1] {
-                *expr = template("unnest(A)", &[("A", &array)]);
-            }
             if let Some(c) = columns.as_mut() {
                 c.retain(|c| !c.eq_ignore_ascii_case(&step.alias.value));
                 c.push(step.alias.value.clone());
             }
-            relation = TableFactor::Derived {
-                lateral: false,
-                subquery: query,
-                alias: Some(TableAlias {
-                    explicit: true,
-                    at: None,
-                    name: name.clone(),
-                    columns: vec![],
-                }),
-                sample: None,
-            };
+            relation = unnesting(Some((relation, &name, &exclude)), &array, &step.alias)?;
         }
         Ok(relation)
     }
+}
+
+fn empty_unnest() -> TableFactor {
+    TableFactor::UNNEST {
+        alias: None,
+        array_exprs: vec![],
+        with_offset: false,
+        with_offset_alias: None,
+        with_ordinality: false,
+    }
+}
+
+/// `FROM UNNEST(array) AS x` first in FROM: `FROM (SELECT unnest(array) AS x) AS x`.
+fn unnest_first(relation: TableFactor) -> Result<TableFactor> {
+    let Step { array, alias, .. } = step(relation, Kind::Inner, None)?;
+    unnesting(None, &array, &alias)
+}
+
+/// The derived table `(SELECT [n.* [EXCLUDE (c)],] unnest(array) AS x [FROM base AS n])`,
+/// aliased `n` (or `x` without a base).
+fn unnesting(
+    base: Option<(TableFactor, &Ident, &str)>,
+    array: &Expr,
+    x: &Ident,
+) -> Result<TableFactor> {
+    let (columns, from, alias) = match &base {
+        Some((_, n, exclude)) => (
+            format!("\"{}\".*{exclude}, ", n.value),
+            format!(" FROM __base AS \"{}\"", n.value),
+            (*n).clone(),
+        ),
+        None => (String::new(), String::new(), x.clone()),
+    };
+    let sql = format!("SELECT {columns}unnest(__array) AS \"{}\"{from}", x.value);
+    let mut query = Parser::new(&DuckDbDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| Error::Sql(format!("internal: {e}")))?;
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        unreachable!("the template is a SELECT")
+    };
+    if let Some((relation, ..)) = base {
+        select.from[0].relation = relation;
+    }
+    if let Some(SelectItem::ExprWithAlias { expr, .. }) = select.projection.last_mut() {
+        *expr = template("unnest(A)", &[("A", array)]);
+    }
+    Ok(TableFactor::Derived {
+        lateral: false,
+        subquery: query,
+        alias: Some(TableAlias {
+            explicit: true,
+            at: None,
+            name: alias,
+            columns: vec![],
+        }),
+        sample: None,
+    })
 }
 
 fn on_condition(c: JoinConstraint) -> Result<Option<Expr>> {
