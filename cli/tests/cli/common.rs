@@ -78,3 +78,11 @@ pub fn files_below(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The first stored Parquet file of a store (relative path).
+pub fn first_parquet(store: &Path) -> String {
+    files_below(store)
+        .into_iter()
+        .find(|f| f.ends_with(".parquet"))
+        .expect("a stored file")
+}

@@ -223,10 +223,7 @@ fn files_a_killed_run_left_behind_are_invisible_and_swept() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     convert(&store, &[&seed("labels_example.jsonl")]);
-    let stored = files_below(&store)
-        .into_iter()
-        .find(|f| f.ends_with(".parquet"))
-        .unwrap();
+    let stored = first_parquet(&store);
     let orphan = store.join(Path::new(&stored).with_file_name("orphan.parquet"));
     std::fs::copy(store.join(&stored), &orphan).unwrap();
     std::fs::create_dir_all(store.join(".staging/123")).unwrap();
@@ -247,10 +244,7 @@ fn verify_reports_a_store_that_lost_rows() {
     std::fs::copy(seed("labels_example.jsonl"), &export).unwrap();
     convert(&store, &[&export]);
     // Replace the stored file by one holding fewer rows, behind the catalog's back.
-    let stored = files_below(&store)
-        .into_iter()
-        .find(|f| f.ends_with(".parquet"))
-        .unwrap();
+    let stored = first_parquet(&store);
     let fewer = dir.path().join("fewer.parquet");
     billq()
         .args([
@@ -316,10 +310,7 @@ fn avro_extracts_plain_and_gzipped_convert_to_the_same_totals() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     convert(&store, &[&seed("labels_example.jsonl")]);
-    let stored = files_below(&store)
-        .into_iter()
-        .find(|f| f.ends_with(".parquet"))
-        .unwrap();
+    let stored = first_parquet(&store);
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
         std::fs::File::open(store.join(stored)).unwrap(),
     )

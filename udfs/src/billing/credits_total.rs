@@ -7,8 +7,7 @@ use arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::common::utils::take_function_args;
 use datafusion::logical_expr::{
-    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::{check_credits_type, credit_sums};
@@ -36,11 +35,7 @@ impl Default for CreditsTotal {
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
-        DocSection {
-            include: true,
-            label: "Billing Functions",
-            description: None,
-        },
+        super::SECTION,
         "Exact sum of the amounts of a row's credits (GCP `credits` array), as NUMERIC \
          (Decimal128(38, 9)). NULL or empty credits give 0. The same as \
          `IFNULL((SELECT SUM(c.amount) FROM UNNEST(credits) c), 0)` without unnesting, exactly.",

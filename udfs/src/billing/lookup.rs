@@ -8,8 +8,7 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{
-    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
 /// What a lookup returns.
@@ -46,15 +45,9 @@ impl KeyLookup {
     }
 }
 
-const SECTION: DocSection = DocSection {
-    include: true,
-    label: "Billing Functions",
-    description: None,
-};
-
 static LABEL_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
-        SECTION,
+        super::SECTION,
         "The value of the label with this key, or NULL.",
         "label(labels, key)",
     )
@@ -67,7 +60,7 @@ static LABEL_DOC: LazyLock<Documentation> = LazyLock::new(|| {
 });
 static HAS_LABEL_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
-        SECTION,
+        super::SECTION,
         "Whether a label with this key exists.",
         "has_label(labels, key)",
     )
@@ -77,7 +70,7 @@ static HAS_LABEL_DOC: LazyLock<Documentation> = LazyLock::new(|| {
 });
 static TAG_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
-        SECTION,
+        super::SECTION,
         "The value of the tag with this key (in this namespace, if given), or NULL.",
         "tag(tags, key [, namespace])",
     )

@@ -7,8 +7,7 @@ use arrow::datatypes::DataType;
 use datafusion::common::utils::take_function_args;
 use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::{
-    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
 use crate::decimal::scaled_at;
@@ -34,17 +33,16 @@ impl Default for Micros {
     }
 }
 
-static DOC: LazyLock<Documentation> =
-    LazyLock::new(|| {
-        Documentation::builder(
-        DocSection { include: true, label: "Billing Functions", description: None },
+static DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        super::SECTION,
         "An amount in micro-units (x × 1,000,000) as INT64, exactly, rounded half away from zero.",
         "micros(x)",
     )
     .with_sql_example("SELECT SUM(micros(cost)) / 1e6 FROM gcp_billing_export")
     .with_argument("x", "An amount (FLOAT64, NUMERIC or INT64).")
     .build()
-    });
+});
 
 impl ScalarUDFImpl for Micros {
     fn name(&self) -> &str {

@@ -9,6 +9,14 @@ pub mod net_cost;
 use arrow::array::{Array, ArrayRef, AsArray, StructArray};
 use arrow::datatypes::DataType;
 use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::logical_expr::DocSection;
+
+/// The documentation section of these functions.
+pub(crate) const SECTION: DocSection = DocSection {
+    include: true,
+    label: "Billing Functions",
+    description: None,
+};
 
 /// Checks that `t` is a list of records with an `amount` field (`credits`).
 fn check_credits_type(function: &str, t: &DataType) -> Result<()> {

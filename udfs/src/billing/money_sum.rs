@@ -7,7 +7,7 @@ use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, DocSection, Documentation, Signature, Volatility,
+    Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility,
 };
 
 use crate::decimal::{PRECISION, SCALE, money_type, scaled_at};
@@ -35,11 +35,7 @@ impl Default for MoneySum {
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
-        DocSection {
-            include: true,
-            label: "Billing Functions",
-            description: None,
-        },
+        super::SECTION,
         "Exact sum of money amounts as NUMERIC (Decimal128(38, 9)): FLOAT64 amounts count at \
          the decimal value they were written with, so 0.1 + 0.2 is 0.3.",
         "money_sum(x)",

@@ -7,8 +7,7 @@ use arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::common::utils::take_function_args;
 use datafusion::logical_expr::{
-    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::{check_credits_type, credit_sums};
@@ -36,11 +35,7 @@ impl Default for NetCost {
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
-        DocSection {
-            include: true,
-            label: "Billing Functions",
-            description: None,
-        },
+        super::SECTION,
         "Cost net of credits, exactly, as NUMERIC (Decimal128(38, 9)): `cost` plus the \
          amounts of `credits`. NULL when cost is NULL.",
         "net_cost(cost, credits)",

@@ -4,11 +4,13 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AccessExpr, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Subscript,
-    Value, visit_expressions_mut,
+    AccessExpr, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Statement,
+    Subscript, Value, visit_expressions_mut,
 };
 use sqlparser::dialect::DuckDbDialect;
 use sqlparser::parser::Parser;
+
+use crate::error::{Error, Result};
 
 /// Parses a template of this module's own (DuckDB syntax, for lambdas), replacing each
 /// identifier named in `subs` by its expression. Templates are constants: a parse
@@ -27,6 +29,25 @@ pub fn template(text: &str, subs: &[(&str, &Expr)]) -> Expr {
         ControlFlow::<()>::Continue(())
     });
     expr
+}
+
+/// Replaces, bottom-up, every expression of `statement` for which `convert` returns one.
+pub fn rewrite_expressions(
+    statement: &mut Statement,
+    mut convert: impl FnMut(&Expr) -> Result<Option<Expr>>,
+) -> Result<()> {
+    let flow = visit_expressions_mut(statement, |e| match convert(e) {
+        Ok(Some(new)) => {
+            *e = new;
+            ControlFlow::Continue(())
+        }
+        Ok(None) => ControlFlow::Continue(()),
+        Err(err) => ControlFlow::<Error>::Break(err),
+    });
+    match flow {
+        ControlFlow::Break(err) => Err(err),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 /// A double-quoted identifier: kept as written by DataFusion (no lower-casing).

@@ -16,30 +16,18 @@
 //! | `"text"`, `r'raw'` string literals | `'text'`, `'raw'` |
 //! | `EXTRACT(DAYOFWEEK FROM x)` | `date_part('dow', x) + 1` (Sunday is 1) |
 
-use std::ops::ControlFlow;
-
 use sqlparser::ast::{
     BinaryOperator, CastKind, DataType, DateTimeField, ExactNumberInfo, Expr, Statement, Value,
-    visit_expressions_mut,
 };
 
-use super::ast::{function_args, function_name, literal_text, string_literal, template};
+use super::ast::{
+    function_args, function_name, literal_text, rewrite_expressions, string_literal, template,
+};
 use crate::error::{Error, Result};
 
 /// Rewrites every BigQuery function call, cast and division in `statement`.
 pub fn rewrite(statement: &mut Statement) -> Result<()> {
-    let flow = visit_expressions_mut(statement, |e| match convert(e) {
-        Ok(Some(new)) => {
-            *e = new;
-            ControlFlow::Continue(())
-        }
-        Ok(None) => ControlFlow::Continue(()),
-        Err(err) => ControlFlow::Break(err),
-    });
-    match flow {
-        ControlFlow::Break(err) => Err(err),
-        ControlFlow::Continue(()) => Ok(()),
-    }
+    rewrite_expressions(statement, convert)
 }
 
 fn convert(e: &Expr) -> Result<Option<Expr>> {

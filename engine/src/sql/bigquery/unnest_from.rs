@@ -116,16 +116,7 @@ impl Pass<'_> {
                 select.from.extend(rest);
                 if !steps.is_empty() {
                     let base = &mut select.from[0].relation;
-                    let relation = std::mem::replace(
-                        base,
-                        TableFactor::UNNEST {
-                            alias: None,
-                            array_exprs: vec![],
-                            with_offset: false,
-                            with_offset_alias: None,
-                            with_ordinality: false,
-                        },
-                    );
+                    let relation = std::mem::replace(base, empty_unnest());
                     *base = self.derive(relation, steps)?;
                 }
                 Ok(())

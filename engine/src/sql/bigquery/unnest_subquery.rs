@@ -16,30 +16,15 @@
 //! keeps BigQuery's result type (DataFusion's `array_sum` turns NUMERIC into FLOAT64).
 //! With no alias, bare names in the subquery are the element's fields.
 
-use std::ops::ControlFlow;
+use sqlparser::ast::{Expr, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor};
 
-use sqlparser::ast::{
-    Expr, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor, visit_expressions_mut,
-};
-
-use super::ast::{bind_element, function_args, function_name, template};
+use super::ast::{bind_element, function_args, function_name, rewrite_expressions, template};
 use crate::error::{Error, Result};
 
 /// Rewrites every subquery over `UNNEST` in `statement`.
 pub fn rewrite(statement: &mut Statement) -> Result<()> {
     let mut counter = 0usize;
-    let flow = visit_expressions_mut(statement, |e| match convert(e, &mut counter) {
-        Ok(Some(new)) => {
-            *e = new;
-            ControlFlow::Continue(())
-        }
-        Ok(None) => ControlFlow::Continue(()),
-        Err(err) => ControlFlow::Break(err),
-    });
-    match flow {
-        ControlFlow::Break(err) => Err(err),
-        ControlFlow::Continue(()) => Ok(()),
-    }
+    rewrite_expressions(statement, |e| convert(e, &mut counter))
 }
 
 /// A subquery `SELECT item FROM UNNEST(array) [AS alias] [WHERE filter]`, with the
