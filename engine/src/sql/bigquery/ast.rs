@@ -4,8 +4,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AccessExpr, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Statement,
-    Subscript, Value, visit_expressions_mut,
+    AccessExpr, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Spanned,
+    Statement, Subscript, Value, visit_expressions_mut,
 };
 use sqlparser::dialect::DuckDbDialect;
 use sqlparser::parser::Parser;
@@ -47,6 +47,19 @@ pub fn rewrite_expressions(
     match flow {
         ControlFlow::Break(err) => Err(err),
         ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// The error for a construct billq cannot plan, with its place in the query.
+pub fn unsupported(what: impl std::fmt::Display, node: &impl Spanned) -> Error {
+    let start = node.span().start;
+    if start.line == 0 {
+        Error::Sql(format!("unsupported: {what}"))
+    } else {
+        Error::Sql(format!(
+            "unsupported: {what} at line {}, column {}",
+            start.line, start.column
+        ))
     }
 }
 

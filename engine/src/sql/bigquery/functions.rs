@@ -22,8 +22,9 @@ use sqlparser::ast::{
 
 use super::ast::{
     function_args, function_name, literal_text, rewrite_expressions, string_literal, template,
+    unsupported,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Rewrites every BigQuery function call, cast and division in `statement`.
 pub fn rewrite(statement: &mut Statement) -> Result<()> {
@@ -110,7 +111,7 @@ fn part(e: &Expr) -> Result<String> {
         Expr::Identifier(i) => i.value.clone(),
         other => literal_text(other)
             .map(str::to_string)
-            .ok_or_else(|| Error::Sql(format!("unsupported: date part {other}")))?,
+            .ok_or_else(|| unsupported(format!("date part {other}"), other))?,
     };
     Ok(text.to_ascii_lowercase())
 }
@@ -127,9 +128,10 @@ fn in_zone(x: &Expr, tz: Option<&Expr>) -> Result<Expr> {
         None => utc,
         Some(tz) => {
             let zone = literal_text(tz).ok_or_else(|| {
-                Error::Sql(format!(
-                    "unsupported: a time zone that is not a string literal ({tz})"
-                ))
+                unsupported(
+                    format!("a time zone that is not a string literal ({tz})"),
+                    tz,
+                )
             })?;
             cast(&utc, zone)
         }

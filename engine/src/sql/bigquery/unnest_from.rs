@@ -24,7 +24,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::DuckDbDialect;
 use sqlparser::parser::Parser;
 
-use super::ast::{bind_element, quoted, template};
+use super::ast::{bind_element, quoted, template, unsupported};
 use crate::error::{Error, Result};
 
 /// Table name → its top-level column names.
@@ -96,10 +96,11 @@ impl Pass<'_> {
                         JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
                             (Kind::Left, on_condition(c)?)
                         }
-                        other => {
-                            return Err(Error::Sql(format!(
-                                "unsupported: {other:?} join with UNNEST"
-                            )));
+                        _ => {
+                            return Err(unsupported(
+                                "this kind of join with UNNEST",
+                                &join.relation,
+                            ));
                         }
                     };
                     steps.push(step(join.relation, kind, on)?);
@@ -148,9 +149,10 @@ impl Pass<'_> {
                 )
             }
             TableFactor::Derived { alias: Some(a), .. } => (a.name.clone(), None),
-            _ => {
-                return Err(Error::Sql(
-                    "unsupported: UNNEST joined to a relation without an alias".into(),
+            other => {
+                return Err(unsupported(
+                    "UNNEST joined to a relation without an alias",
+                    other,
                 ));
             }
         };
@@ -269,23 +271,22 @@ fn on_condition(c: JoinConstraint) -> Result<Option<Expr>> {
 }
 
 fn step(relation: TableFactor, kind: Kind, on: Option<Expr>) -> Result<Step> {
+    let refuse = |what: &str| Err(unsupported(what, &relation));
     let TableFactor::UNNEST {
         alias,
         mut array_exprs,
         with_offset,
         ..
-    } = relation
+    } = relation.clone()
     else {
         unreachable!("only UNNEST relations are steps")
     };
     if with_offset || array_exprs.len() != 1 {
-        return Err(Error::Sql(
-            "unsupported: UNNEST WITH OFFSET or of several arrays in FROM".into(),
-        ));
+        return refuse("UNNEST WITH OFFSET or of several arrays in FROM");
     }
-    let alias = alias
-        .map(|a| a.name)
-        .ok_or_else(|| Error::Sql("unsupported: UNNEST in FROM without an alias".into()))?;
+    let Some(alias) = alias.map(|a| a.name) else {
+        return refuse("UNNEST in FROM without an alias");
+    };
     Ok(Step {
         array: array_exprs.remove(0),
         alias,

@@ -18,8 +18,10 @@
 
 use sqlparser::ast::{Expr, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor};
 
-use super::ast::{bind_element, function_args, function_name, rewrite_expressions, template};
-use crate::error::{Error, Result};
+use super::ast::{
+    bind_element, function_args, function_name, rewrite_expressions, template, unsupported,
+};
+use crate::error::Result;
 
 /// Rewrites every subquery over `UNNEST` in `statement`.
 pub fn rewrite(statement: &mut Statement) -> Result<()> {
@@ -168,30 +170,25 @@ fn over_unnest(q: &Query, counter: &mut usize) -> Result<Option<OverUnnest>> {
     else {
         return Ok(None);
     };
-    let unsupported = |what: &str| {
-        Err(Error::Sql(format!(
-            "unsupported: {what} in a subquery over UNNEST ({})",
-            q.to_string().chars().take(80).collect::<String>()
-        )))
-    };
+    let refuse = |what: &str| Err(unsupported(format!("{what} in a subquery over UNNEST"), q));
     if !from.joins.is_empty() {
-        return unsupported("a JOIN");
+        return refuse("a JOIN");
     }
     if *with_offset || array_exprs.len() != 1 {
-        return unsupported("WITH OFFSET or several arrays");
+        return refuse("WITH OFFSET or several arrays");
     }
     if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() {
-        return unsupported("WITH, ORDER BY or LIMIT");
+        return refuse("WITH, ORDER BY or LIMIT");
     }
     if !matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
         || select.having.is_some()
         || select.distinct.is_some()
     {
-        return unsupported("GROUP BY, HAVING or DISTINCT");
+        return refuse("GROUP BY, HAVING or DISTINCT");
     }
     let item = match select.projection.as_slice() {
         [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e.clone(),
-        _ => return unsupported("a select list other than one expression"),
+        _ => return refuse("a select list other than one expression"),
     };
     *counter += 1;
     let param = format!("__e{counter}");
