@@ -33,6 +33,8 @@ use crate::source::{self, SourceObject};
 
 /// Rows per row group of stored files.
 const ROW_GROUP_ROWS: usize = 256 * 1024;
+/// Rows a staged (unsorted) file buffers per partition before writing them out.
+const STAGED_ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Memory the sort of one partition may use before it spills to disk.
 const SORT_MEMORY: usize = 512 * 1024 * 1024;
 /// Partition value for a NULL key, as Hive writes it.
@@ -171,6 +173,7 @@ async fn stage_one(
                     let file = File::create(&raw).map_err(|e| Error::io(&raw, e))?;
                     let props = WriterProperties::builder()
                         .set_compression(Compression::UNCOMPRESSED)
+                        .set_max_row_group_row_count(Some(STAGED_ROW_GROUP_ROWS))
                         .build();
                     let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
                     writers.insert(key.clone(), (raw, writer));

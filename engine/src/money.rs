@@ -5,13 +5,14 @@
 //! double, which is the text BigQuery wrote into the export; decimals are summed as
 //! they are. No sum here ever passes through a float.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use arrow::array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StructArray};
 use arrow::datatypes::{DataType, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type};
 use bigdecimal::BigDecimal;
 use bigdecimal::num_bigint::BigInt;
+use billq_udfs::decimal::shortest_decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -28,7 +29,36 @@ pub struct Totals {
 #[derive(Debug, Clone)]
 pub struct TotalsBuilder {
     rows: u64,
-    sums: BTreeMap<String, BigDecimal>,
+    sums: BTreeMap<String, ExactSum>,
+}
+
+/// An exact running sum of decimals `mantissa × 10^exponent`: one integer per
+/// exponent (amounts of a column share a few), spilled to a big decimal on overflow.
+#[derive(Debug, Clone, Default)]
+struct ExactSum {
+    buckets: HashMap<i32, i128>,
+    spill: BigDecimal,
+}
+
+impl ExactSum {
+    fn add(&mut self, mantissa: i128, exponent: i32) {
+        let bucket = self.buckets.entry(exponent).or_insert(0);
+        match bucket.checked_add(mantissa) {
+            Some(sum) => *bucket = sum,
+            None => {
+                self.spill += BigDecimal::new(BigInt::from(*bucket), -i64::from(exponent));
+                *bucket = mantissa;
+            }
+        }
+    }
+
+    fn total(&self) -> BigDecimal {
+        let mut total = self.spill.clone();
+        for (exponent, mantissa) in &self.buckets {
+            total += BigDecimal::new(BigInt::from(*mantissa), -i64::from(*exponent));
+        }
+        total
+    }
 }
 
 impl TotalsBuilder {
@@ -38,7 +68,7 @@ impl TotalsBuilder {
             rows: 0,
             sums: columns
                 .iter()
-                .map(|c| (c.to_string(), BigDecimal::from(0)))
+                .map(|c| (c.to_string(), ExactSum::default()))
                 .collect(),
         }
     }
@@ -66,7 +96,7 @@ impl TotalsBuilder {
             money: self
                 .sums
                 .iter()
-                .map(|(k, v)| (k.clone(), plain(v)))
+                .map(|(k, v)| (k.clone(), plain(&v.total())))
                 .collect(),
         }
     }
@@ -76,14 +106,6 @@ impl TotalsBuilder {
 pub fn plain(v: &BigDecimal) -> String {
     let s = v.normalized().to_plain_string();
     if s == "-0" { "0".into() } else { s }
-}
-
-/// The exact decimal value of a double: the shortest text that reads back as it.
-pub fn f64_to_decimal(v: f64) -> Option<BigDecimal> {
-    if !v.is_finite() {
-        return None;
-    }
-    BigDecimal::from_str(&format!("{v}")).ok()
 }
 
 /// The arrays at the end of a dotted path, flattening lists on the way.
@@ -113,32 +135,33 @@ fn leaves(array: &ArrayRef, path: &[&str]) -> Vec<ArrayRef> {
     }
 }
 
-fn add_leaf(sum: &mut BigDecimal, array: &ArrayRef, path: &str) -> Result<()> {
+fn add_leaf(sum: &mut ExactSum, array: &ArrayRef, path: &str) -> Result<()> {
     let not_finite = || Error::Verify(format!("{path}: a value is not a finite number"));
     match array.data_type() {
         DataType::Float64 => {
             for v in array.as_primitive::<Float64Type>().iter().flatten() {
-                *sum += f64_to_decimal(v).ok_or_else(not_finite)?;
+                let (mantissa, exponent) = shortest_decimal(v).ok_or_else(not_finite)?;
+                sum.add(mantissa, exponent);
             }
         }
         DataType::Float32 => {
             for v in array.as_primitive::<Float32Type>().iter().flatten() {
-                *sum += BigDecimal::from_str(&format!("{v}")).map_err(|_| not_finite())?;
+                sum.spill += BigDecimal::from_str(&format!("{v}")).map_err(|_| not_finite())?;
             }
         }
         DataType::Decimal128(_, scale) => {
             for v in array.as_primitive::<Decimal128Type>().iter().flatten() {
-                *sum += BigDecimal::new(BigInt::from(v), i64::from(*scale));
+                sum.add(v, -i32::from(*scale));
             }
         }
         DataType::Int64 => {
             for v in array.as_primitive::<Int64Type>().iter().flatten() {
-                *sum += BigDecimal::from(v);
+                sum.add(i128::from(v), 0);
             }
         }
         DataType::Int32 => {
             for v in array.as_primitive::<Int32Type>().iter().flatten() {
-                *sum += BigDecimal::from(v);
+                sum.add(i128::from(v), 0);
             }
         }
         DataType::Null => {}

@@ -1,4 +1,5 @@
-//! Exact conversion of money values to `Decimal128(38, 9)`.
+//! Exact decimal values of money amounts: a FLOAT64 amount is the shortest decimal
+//! that reads back as the same double, and NUMERIC results are `Decimal128(38, 9)`.
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type};
@@ -14,28 +15,49 @@ pub fn money_type() -> DataType {
     DataType::Decimal128(PRECISION, SCALE)
 }
 
-/// The value of a double at scale 9: its shortest round-trip decimal text, rounded
-/// half away from zero where that text has more than 9 decimals.
-pub fn f64_to_scaled(v: f64) -> Option<i128> {
+/// The shortest decimal that reads back as `v`, as `(mantissa, exponent)` with
+/// `v = mantissa × 10^exponent`: the text the export carried. `None` for NaN and ±∞.
+pub fn shortest_decimal(v: f64) -> Option<(i128, i32)> {
     if !v.is_finite() {
         return None;
     }
-    let text = format!("{v}");
-    let (negative, digits) = match text.strip_prefix('-') {
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(v);
+    let (number, exponent) = match text.split_once(['e', 'E']) {
+        Some((n, e)) => (n, e.parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (negative, digits) = match number.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, text.as_str()),
+        None => (false, number),
     };
     let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let scale = SCALE as usize;
-    let mut value: i128 = int.parse().ok()?;
-    for i in 0..scale {
-        let d = frac.as_bytes().get(i).map_or(0, |b| (b - b'0') as i128);
-        value = value.checked_mul(10)?.checked_add(d)?;
+    let mut mantissa: i128 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        mantissa = mantissa * 10 + i128::from(b - b'0');
     }
-    if frac.as_bytes().get(scale).is_some_and(|&b| b >= b'5') {
-        value += 1;
+    let exponent = exponent - frac.len() as i32;
+    Some((if negative { -mantissa } else { mantissa }, exponent))
+}
+
+/// The value of a double at scale 9: its shortest round-trip decimal, rounded half
+/// away from zero where that has more than 9 decimals.
+pub fn f64_to_scaled(v: f64) -> Option<i128> {
+    let (mantissa, exponent) = shortest_decimal(v)?;
+    let shift = exponent + SCALE as i32;
+    if shift >= 0 {
+        mantissa.checked_mul(10i128.checked_pow(shift as u32)?)
+    } else if shift < -38 {
+        Some(0)
+    } else {
+        let div = 10i128.pow((-shift) as u32);
+        let (q, r) = (mantissa / div, mantissa % div);
+        Some(if r.abs() * 2 >= div {
+            q + mantissa.signum()
+        } else {
+            q
+        })
     }
-    Some(if negative { -value } else { value })
 }
 
 /// The `i`-th value of a numeric array at scale 9, or `None` when NULL.
@@ -91,6 +113,13 @@ mod tests {
         assert_eq!(f64_to_scaled(5e-10), Some(1));
         assert_eq!(f64_to_scaled(-5e-10), Some(-1));
         assert_eq!(f64_to_scaled(f64::NAN), None);
+        assert_eq!(
+            f64_to_scaled(1.5e20),
+            Some(150_000_000_000_000_000_000_000_000_000)
+        );
+        assert_eq!(shortest_decimal(1e-7), Some((1, -7)));
+        assert_eq!(shortest_decimal(-79.140979), Some((-79140979, -6)));
+        assert_eq!(shortest_decimal(0.0), Some((0, -1)));
         assert_eq!(rescale(15, 10), Some(2));
         assert_eq!(rescale(-15, 10), Some(-2));
         assert_eq!(rescale(7, 2), Some(70_000_000));

@@ -17,7 +17,7 @@
 
 pub mod bigquery;
 pub mod billing;
-mod decimal;
+pub mod decimal;
 
 use std::sync::Arc;
 
