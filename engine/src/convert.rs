@@ -71,6 +71,7 @@ pub struct Converted {
 pub async fn convert(inputs: &[String], opts: &ConvertOptions<'_>) -> Result<ConvertReport> {
     let out = &opts.out;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let _lock = lock(out)?;
     let mut catalog = Catalog::load(out)?;
     sweep(out, &catalog)?;
     let objects = source::resolve(inputs).await?;
@@ -332,6 +333,27 @@ fn source_id(obj: &SourceObject) -> String {
         h.update([0]);
     }
     hex::encode(&h.finalize()[..8])
+}
+
+/// Takes the store's writer lock for this process's lifetime (released on exit, even
+/// a killed one), so two conversions never interleave their commits.
+fn lock(out: &Path) -> Result<File> {
+    let path = out.join(".lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Catalog {
+            path: out.to_path_buf(),
+            message: "another billq convert is writing this store; try again when it is done"
+                .into(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
 }
 
 fn run_id() -> String {

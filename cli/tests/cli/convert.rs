@@ -46,6 +46,7 @@ fn stores_partitioned_sorted_parquet() {
     let store = tempfile::tempdir().unwrap();
     convert(store.path(), &[&seed("invoice_example.jsonl")]);
     let files = files_below(store.path());
+    assert!(files.contains(&".lock".to_string()));
     let parquet: Vec<_> = files.iter().filter(|f| f.ends_with(".parquet")).collect();
     assert_eq!(parquet.len(), 3, "{files:?}");
     assert!(parquet.iter().all(|f| f.starts_with(

@@ -179,3 +179,37 @@ fn not_a_store() {
         )
     );
 }
+
+#[test]
+fn a_store_another_conversion_is_writing() {
+    let store = tempfile::tempdir().unwrap();
+    convert(
+        store.path(),
+        &[&testdata("seed-queries/data/labels_example.jsonl")],
+    );
+    let held = std::fs::File::options()
+        .write(true)
+        .open(store.path().join(".lock"))
+        .unwrap();
+    held.lock().unwrap();
+    let out = billq()
+        .arg("convert")
+        .arg(testdata("seed-queries/data/cud_example.jsonl"))
+        .arg("--out")
+        .arg(store.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "billq: {}: another billq convert is writing this store; try again when it is done\n",
+            store.path().display()
+        )
+    );
+    held.unlock().unwrap();
+    convert(
+        store.path(),
+        &[&testdata("seed-queries/data/cud_example.jsonl")],
+    );
+}
