@@ -54,6 +54,8 @@ pub struct ConvertReport {
     pub converted: Vec<Converted>,
     /// Sources skipped because the store already holds their current content.
     pub unchanged: Vec<String>,
+    /// What the readers noticed and kept as it was.
+    pub warnings: Vec<String>,
 }
 
 /// One converted source.
@@ -133,7 +135,8 @@ async fn stage_all(
         if let Some(p) = opts.progress {
             p.end();
         }
-        let (entry, files) = result?;
+        let (entry, files, warnings) = result?;
+        report.warnings.extend(warnings);
         report.converted.push(Converted {
             source: obj.display(),
             table: entry.table.clone(),
@@ -156,10 +159,10 @@ async fn stage_one(
     path: &Path,
     staging: &Path,
     progress: Option<&dyn Progress>,
-) -> Result<(SourceEntry, Vec<(PathBuf, String)>)> {
+) -> Result<(SourceEntry, Vec<(PathBuf, String)>, Vec<String>)> {
     let display = obj.display();
     let id = source_id(obj);
-    let (kind, schema, totals, raw) = {
+    let (kind, schema, totals, raw, warnings) = {
         let mut reader = formats::open(path, &display, progress)?;
         let kind = reader.kind();
         let schema = reader.schema();
@@ -187,7 +190,7 @@ async fn stage_one(
             writer.close()?;
             raw.push((key, path));
         }
-        (kind, schema, totals.finish(), raw)
+        (kind, schema, totals.finish(), raw, reader.warnings())
     };
     if totals.rows == 0 {
         return Err(Error::EmptyFile { path: display });
@@ -232,24 +235,19 @@ async fn stage_one(
             .collect(),
         converted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
-    Ok((entry, files))
+    Ok((entry, files, warnings))
 }
 
 /// The row indices of each partition in `batch`.
 fn partition_rows(kind: ExportKind, batch: &RecordBatch) -> Result<Vec<(PartKey, Vec<u32>)>> {
     let n = batch.num_rows();
-    let account = string_column(
-        batch,
-        &[match kind {
-            ExportKind::GcpFileExport => "accountId",
-            _ => "billing_account_id",
-        }],
-    );
+    let account = string_column(batch, &[kind.account_column()]);
     let month = match kind {
         ExportKind::GcpStandard | ExportKind::GcpResource => {
             string_column(batch, &["invoice", "month"])
         }
-        ExportKind::GcpPricing | ExportKind::GcpFileExport => {
+        ExportKind::AwsCur => month_column(batch, "bill_billing_period_start_date"),
+        ExportKind::GcpPricing | ExportKind::GcpFileExport | ExportKind::AwsDbr => {
             month_column(batch, kind.time_column())
         }
     };

@@ -37,6 +37,9 @@ pub async fn convert(sources: &[String], out: &Path, quiet: bool) -> Result<Exit
         for s in &report.unchanged {
             eprintln!("unchanged {s}");
         }
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -120,12 +120,20 @@ fn empty_file() {
 #[test]
 fn unknown_format() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "bill.csv", b"a,b\n1,2\n");
+    let p = write(dir.path(), "bill.txt", b"hello\nworld\n");
     assert_eq!(
         refused(&p),
         format!(
-            "billq: {}: unknown format: expected newline-delimited JSON, a JSON array, Parquet or Avro (first byte 'a')\n",
+            "billq: {}: unknown format: expected newline-delimited JSON, a JSON array, CSV, Parquet or Avro (first byte 'h')\n",
             p.display()
+        )
+    );
+    let csv = write(dir.path(), "bill.csv", b"a,b\n1,2\n");
+    assert_eq!(
+        refused(&csv),
+        format!(
+            "billq: {}: unknown format: CSV whose header is neither an AWS Cost and Usage Report nor a Detailed Billing Report\n",
+            csv.display()
         )
     );
 }

@@ -1,5 +1,6 @@
 //! Integration tests of the real `billq` binary, one module per theme.
 
+mod aws;
 mod common;
 mod convert;
 mod errors;

@@ -231,7 +231,7 @@ fn file_export_fields() -> Vec<Field> {
     ]
 }
 
-/// The documented schema of one kind of GCP export.
+/// The documented schema of one kind of GCP export (empty for other providers).
 pub fn documented_schema(kind: ExportKind) -> SchemaRef {
     let fields = match kind {
         ExportKind::GcpStandard => standard_fields(),
@@ -242,6 +242,8 @@ pub fn documented_schema(kind: ExportKind) -> SchemaRef {
         }
         ExportKind::GcpPricing => pricing_fields(),
         ExportKind::GcpFileExport => file_export_fields(),
+        // AWS exports have no fixed schema: each delivery's columns are its own.
+        ExportKind::AwsCur | ExportKind::AwsDbr => vec![],
     };
     Arc::new(Schema::new(fields))
 }

@@ -4,6 +4,7 @@
 //! Every reader is a [`BatchSource`]; conversion, verification and `--table` queries
 //! see only that trait, so a new provider is one more reader behind it.
 
+pub mod aws_csv;
 pub mod conform;
 mod extract;
 pub mod gcp;
@@ -35,15 +36,21 @@ pub enum ExportKind {
     GcpPricing,
     /// GCP's pre-BigQuery file export (JSON).
     GcpFileExport,
+    /// AWS Cost and Usage Report (legacy, Athena-style or CUR 2.0 columns).
+    AwsCur,
+    /// AWS Detailed Billing Report (legacy).
+    AwsDbr,
 }
 
 impl ExportKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ExportKind; 4] = [
+    pub const ALL: [ExportKind; 6] = [
         ExportKind::GcpStandard,
         ExportKind::GcpResource,
         ExportKind::GcpPricing,
         ExportKind::GcpFileExport,
+        ExportKind::AwsCur,
+        ExportKind::AwsDbr,
     ];
 
     /// The table name a store registers this kind under.
@@ -53,6 +60,8 @@ impl ExportKind {
             ExportKind::GcpResource => "gcp_billing_export_resource",
             ExportKind::GcpPricing => "gcp_pricing_export",
             ExportKind::GcpFileExport => "gcp_file_export",
+            ExportKind::AwsCur => "aws_cur",
+            ExportKind::AwsDbr => "aws_dbr",
         }
     }
 
@@ -63,7 +72,20 @@ impl ExportKind {
 
     /// The provider folder of the store.
     pub fn provider(self) -> &'static str {
-        "gcp"
+        match self {
+            ExportKind::AwsCur | ExportKind::AwsDbr => "aws",
+            _ => "gcp",
+        }
+    }
+
+    /// The column naming the billing account a row is billed to.
+    pub fn account_column(self) -> &'static str {
+        match self {
+            ExportKind::GcpFileExport => "accountId",
+            ExportKind::AwsCur => "bill_payer_account_id",
+            ExportKind::AwsDbr => "PayerAccountId",
+            _ => "billing_account_id",
+        }
     }
 
     /// Money columns (dotted paths through records and arrays) whose exact totals
@@ -80,6 +102,15 @@ impl ExportKind {
                 "billing_account_price.tiered_rates.account_currency_amount",
             ],
             ExportKind::GcpFileExport => &["cost.amount", "credits.amount"],
+            ExportKind::AwsCur => &[
+                "line_item_unblended_cost",
+                "line_item_blended_cost",
+                "line_item_net_unblended_cost",
+                "pricing_public_on_demand_cost",
+                "reservation_effective_cost",
+                "savings_plan_savings_plan_effective_cost",
+            ],
+            ExportKind::AwsDbr => &["UnBlendedCost", "BlendedCost"],
         }
     }
 
@@ -89,6 +120,8 @@ impl ExportKind {
             ExportKind::GcpStandard | ExportKind::GcpResource => "usage_start_time",
             ExportKind::GcpPricing => "export_time",
             ExportKind::GcpFileExport => "startTime",
+            ExportKind::AwsCur => "line_item_usage_start_date",
+            ExportKind::AwsDbr => "UsageStartDate",
         }
     }
 }
@@ -101,6 +134,10 @@ pub trait BatchSource: Send {
     fn schema(&self) -> SchemaRef;
     /// The next batch, or `None` at the end of the file.
     fn next_batch(&mut self) -> Result<Option<RecordBatch>>;
+    /// What the reader noticed and kept as it was (text where numbers were expected).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// How a file is encoded, found from its first bytes.
@@ -114,6 +151,8 @@ pub enum Encoding {
     Parquet,
     /// Apache Avro object container file.
     Avro,
+    /// Comma-separated values with a header (AWS exports).
+    Csv,
 }
 
 /// What [`sniff`] found: the encoding and whether it is gzip-compressed.
@@ -152,11 +191,12 @@ pub fn sniff(path: &Path, display: &str) -> Result<Sniffed> {
         Some(_) if head == b"Obj\x01" => Encoding::Avro,
         Some(b'{') => Encoding::NdJson,
         Some(b'[') => Encoding::JsonArray,
+        Some(_) if head.contains(&b',') || first_line_has_comma(&mut reader) => Encoding::Csv,
         Some(other) => {
             return Err(Error::UnknownFormat {
                 path: display.to_string(),
                 reason: format!(
-                    "expected newline-delimited JSON, a JSON array, Parquet or Avro (first byte {:?})",
+                    "expected newline-delimited JSON, a JSON array, CSV, Parquet or Avro (first byte {:?})",
                     other as char
                 ),
             });
@@ -185,6 +225,12 @@ pub fn open<'p>(
             sniffed.gzip,
         )?)),
         Encoding::Parquet => Ok(Box::new(extract::Extract::parquet(path, display)?)),
+        Encoding::Csv => Ok(Box::new(aws_csv::AwsCsv::open(
+            path,
+            display,
+            sniffed.gzip,
+            progress,
+        )?)),
         Encoding::Avro => Ok(Box::new(extract::Extract::avro(
             path,
             display,
@@ -229,6 +275,13 @@ fn read_error(display: &str, line: u64, e: std::io::Error) -> Error {
         line,
         message,
     }
+}
+
+/// Whether the rest of the first line holds a comma (a CSV header).
+fn first_line_has_comma(reader: &mut dyn BufRead) -> bool {
+    let mut line = Vec::new();
+    let _ = reader.take(1 << 20).read_until(b'\n', &mut line);
+    line.contains(&b',')
 }
 
 fn first_non_space(reader: &mut dyn BufRead) -> std::io::Result<Option<u8>> {

@@ -1,5 +1,6 @@
 //! `label(labels, key)`, `has_label(labels, key)` and `tag(tags, key [, namespace])`:
-//! key lookups in the exports' key/value arrays without unnesting.
+//! key lookups without unnesting, in the exports' key/value arrays (GCP `labels`,
+//! `tags`) and maps (AWS `resource_tags`, `cost_category`).
 
 use std::sync::{Arc, LazyLock};
 
@@ -102,12 +103,12 @@ impl ScalarUDFImpl for KeyLookup {
             DataType::List(item) => {
                 matches!(item.data_type(), DataType::Struct(f) if f.find("key").is_some())
             }
-            DataType::Null => true,
+            DataType::Map(..) | DataType::Null => true,
             _ => false,
         };
         if !ok {
             return plan_err!(
-                "{} expects an array of records with a key field, got {}",
+                "{} expects an array of records with a key field, or a map, got {}",
                 self.name(),
                 arg_types[0]
             );
@@ -126,27 +127,43 @@ impl ScalarUDFImpl for KeyLookup {
         let namespaces = arrays.get(2).map(as_strings).transpose()?;
         let mut found: Vec<Option<String>> = vec![None; rows];
         let mut present = vec![false; rows];
-        if let DataType::List(_) = arrays[0].data_type() {
-            let list = arrays[0].as_list::<i32>();
-            let Some(entries) = list
-                .values()
-                .as_any()
-                .downcast_ref::<arrow::array::StructArray>()
-            else {
-                return exec_err!("{}: entries are not records", self.name());
-            };
-            let entry_keys = as_strings(entries.column_by_name("key").expect("checked"))?;
-            let values = entries
-                .column_by_name("value")
-                .map(as_strings)
-                .transpose()?;
-            let entry_ns = entries
-                .column_by_name("namespace")
-                .map(as_strings)
-                .transpose()?;
-            let offsets = list.value_offsets();
+        let entries = match arrays[0].data_type() {
+            DataType::List(_) => {
+                let list = arrays[0].as_list::<i32>();
+                let Some(records) = list
+                    .values()
+                    .as_any()
+                    .downcast_ref::<arrow::array::StructArray>()
+                else {
+                    return exec_err!("{}: entries are not records", self.name());
+                };
+                Some((
+                    list.value_offsets().to_vec(),
+                    as_strings(records.column_by_name("key").expect("checked"))?,
+                    records
+                        .column_by_name("value")
+                        .map(as_strings)
+                        .transpose()?,
+                    records
+                        .column_by_name("namespace")
+                        .map(as_strings)
+                        .transpose()?,
+                ))
+            }
+            DataType::Map(..) => {
+                let map = arrays[0].as_map();
+                Some((
+                    map.value_offsets().to_vec(),
+                    as_strings(map.keys())?,
+                    Some(as_strings(map.values())?),
+                    None,
+                ))
+            }
+            _ => None,
+        };
+        if let Some((offsets, entry_keys, values, entry_ns)) = entries {
             for row in 0..rows {
-                if list.is_null(row) || keys.is_null(row) {
+                if arrays[0].is_null(row) || keys.is_null(row) {
                     continue;
                 }
                 for i in offsets[row] as usize..offsets[row + 1] as usize {

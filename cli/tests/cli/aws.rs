@@ -1,0 +1,129 @@
+//! AWS exports: the Cost and Usage Report and the Detailed Billing Report in CSV.
+//! Expected totals were summed independently (Python's `decimal` over the files).
+
+use crate::common::*;
+
+const CUR: &str = "aws/cur_legacy_2024-01_2024-02.csv";
+const DBR: &str =
+    "aws/dbr_111122223333-aws-billing-detailed-line-items-with-resources-and-tags-2015-03.csv";
+
+#[test]
+fn legacy_cur_converts_to_exact_athena_named_columns() {
+    let store = tempfile::tempdir().unwrap();
+    let log = convert(store.path(), &[&testdata(CUR)]);
+    assert!(
+        log.contains("-> aws_cur (5 rows, 2 file(s); line_item_blended_cost=0.10160028382, line_item_net_unblended_cost=0, line_item_unblended_cost=0.10360028382, pricing_public_on_demand_cost=0.20240028382,"),
+        "{log}"
+    );
+    let files = files_below(store.path());
+    assert!(
+        files
+            .iter()
+            .any(|f| f
+                .starts_with("aws/aws_cur/billing_account_id=111122223333/invoice_month=202401/")),
+        "{files:?}"
+    );
+    let csv = query_csv(
+        store.path(),
+        "SELECT date_trunc('month', bill_billing_period_start_date) AS m, line_item_line_item_type AS t, \
+         SUM(line_item_unblended_cost) AS c FROM aws_cur GROUP BY 1, 2 ORDER BY 1, 2",
+    );
+    assert_eq!(
+        csv,
+        "m,t,c\n\
+         2024-01-01T00:00:00Z,Tax,0.001200000000000000000000\n\
+         2024-01-01T00:00:00Z,Usage,0.010400283820000000000000\n\
+         2024-02-01T00:00:00Z,Credit,-0.100000000000000000000000\n\
+         2024-02-01T00:00:00Z,Usage,0.192000000000000000000000\n"
+    );
+    let verify = billq()
+        .args(["verify", "--data"])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[test]
+fn resource_tags_are_one_map_keyed_as_aws_writes_them() {
+    let store = tempfile::tempdir().unwrap();
+    convert(store.path(), &[&testdata(CUR)]);
+    let csv = query_csv(
+        store.path(),
+        "SELECT identity_line_item_id AS id, tag(resource_tags, 'user:Name') AS upper, \
+         tag(resource_tags, 'user:name') AS lower, resource_tags['user:team'] AS team, \
+         tag(cost_category, 'CostCenter') AS cc FROM aws_cur ORDER BY 1",
+    );
+    assert_eq!(
+        csv,
+        "id,upper,lower,team,cc\na1,web-1,,platform,CC-100\na2,,logs,data,\na3,,,,\nb1,batch,,platform,CC-200\nb2,,,,\n"
+    );
+}
+
+#[test]
+fn dbr_keeps_its_names_and_marks_total_rows() {
+    let store = tempfile::tempdir().unwrap();
+    let log = convert(store.path(), &[&testdata(DBR)]);
+    assert!(log.contains("-> aws_dbr (5 rows, "), "{log}");
+    assert!(log.contains("UnBlendedCost=0.0348074)"), "{log}");
+    let csv = query_csv(
+        store.path(),
+        "SELECT SUM(\"UnBlendedCost\") FILTER (WHERE NOT is_total_row) AS usage, \
+         SUM(\"UnBlendedCost\") FILTER (WHERE \"RecordType\" = 'StatementTotal') AS statement, \
+         COUNT(*) FILTER (WHERE is_total_row) AS totals, MIN(\"UsageStartDate\") AS start FROM aws_dbr",
+    );
+    assert_eq!(
+        csv,
+        "usage,statement,totals,start\n0.011603700000000000000000,0.011603700000000000000000,3,2015-03-01T00:00:00Z\n"
+    );
+}
+
+#[test]
+fn ragged_rows_are_refused_with_their_line() {
+    let store = tempfile::tempdir().unwrap();
+    let src = testdata("aws/cur_ragged.csv").canonicalize().unwrap();
+    let out = billq()
+        .arg("convert")
+        .arg(&src)
+        .arg("--out")
+        .arg(store.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "billq: {}:3: 20 fields, but the header has 22 (a ragged row, or a header longer than its rows)\n",
+            src.display()
+        )
+    );
+}
+
+#[test]
+fn a_money_value_that_is_not_an_amount_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(testdata(CUR))
+        .unwrap()
+        .replace("0.1920000000,0.1900000000", "lots,0.1900000000");
+    let src = dir.path().join("bad.csv");
+    std::fs::write(&src, text).unwrap();
+    let out = billq()
+        .arg("convert")
+        .arg(&src)
+        .arg("--out")
+        .arg(dir.path().join("s"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!(
+            "billq: {}:5: column lineItem/UnblendedCost: \"lots\" is not an amount\n",
+            src.display()
+        )
+    );
+}
