@@ -26,7 +26,7 @@ fn shared() -> PathBuf {
 }
 
 /// (file below shared/, table, rows, exact money totals as printed by convert)
-const CASES: [(&str, &str, u64, &[&str]); 11] = [
+const CASES: [(&str, &str, u64, &[&str]); 14] = [
     (
         "seed-queries/data/invoice_example.jsonl",
         "gcp_billing_export",
@@ -85,6 +85,33 @@ const CASES: [(&str, &str, u64, &[&str]); 11] = [
         &[
             "line_item_unblended_cost=143227.76367818761501799105",
             "line_item_blended_cost=143227.76367818761501799105",
+        ],
+    ),
+    (
+        "realdata/aws-cur/Oct2018-WorkshopCUR-00001.snappy.parquet",
+        "aws_cur",
+        119307,
+        &[
+            "line_item_unblended_cost=4064.4831315379",
+            "line_item_blended_cost=4064.4831300796",
+        ],
+    ),
+    (
+        "realdata/aws-cur/Nov2018-WorkshopCUR-00001.snappy.parquet",
+        "aws_cur",
+        124340,
+        &[
+            "line_item_unblended_cost=3505.3269681268",
+            "line_item_blended_cost=3505.3269694921",
+        ],
+    ),
+    (
+        "realdata/aws-cur/Dec2018-WorkshopCUR-00001.snappy.parquet",
+        "aws_cur",
+        91264,
+        &[
+            "line_item_unblended_cost=408.3759924354",
+            "line_item_blended_cost=408.375995125",
         ],
     ),
     (
@@ -153,7 +180,7 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
     let report = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{report}");
     assert!(
-        report.ends_with("11 source(s) verified, 0 mismatch(es)\n"),
+        report.ends_with("14 source(s) verified, 0 mismatch(es)\n"),
         "{report}"
     );
     for (file, error) in REFUSED {

@@ -45,10 +45,15 @@ const EXPORT_SUFFIXES: [&str; 7] = [
     ".json", ".jsonl", ".ndjson", ".parquet", ".avro", ".gz", ".csv",
 ];
 
+/// Files that AWS writes beside the data and are not exports: the CUR manifest and the
+/// Athena integration's status table.
+const NOT_EXPORTS: [&str; 2] = ["-Manifest.json", "cost_and_usage_data_status.parquet"];
+
 fn is_export_name(name: &str) -> bool {
     !name.starts_with('.')
         && !name.starts_with('_')
         && EXPORT_SUFFIXES.iter().any(|s| name.ends_with(s))
+        && !NOT_EXPORTS.iter().any(|s| name.ends_with(s))
 }
 
 /// Resolves command-line inputs to export files, in a stable order, without duplicates.

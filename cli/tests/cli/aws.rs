@@ -127,3 +127,41 @@ fn a_money_value_that_is_not_an_amount_is_refused() {
         )
     );
 }
+
+#[test]
+fn cur_parquet_doubles_become_the_decimals_they_were_written_as() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    convert(&store, &[&testdata(CUR)]);
+    // An Athena-style Parquet delivery, with costs as doubles as AWS writes them.
+    let parquet = dir.path().join("athena.parquet");
+    billq()
+        .args([
+            "query",
+            "--dialect",
+            "datafusion",
+            "--format",
+            "parquet",
+            "-o",
+        ])
+        .arg(&parquet)
+        .arg("--data")
+        .arg(&store)
+        .arg(
+            "SELECT identity_line_item_id, bill_payer_account_id, bill_billing_period_start_date, \
+             line_item_usage_start_date, \
+             CAST(CAST(line_item_unblended_cost AS VARCHAR) AS DOUBLE) AS line_item_unblended_cost \
+             FROM aws_cur",
+        )
+        .assert()
+        .success();
+    let log = convert(&dir.path().join("second"), &[&parquet]);
+    assert!(
+        log.contains("athena.parquet -> aws_cur (5 rows, 2 file(s); "),
+        "{log}"
+    );
+    assert!(
+        log.contains(" line_item_unblended_cost=0.10360028382,"),
+        "{log}"
+    );
+}

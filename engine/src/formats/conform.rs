@@ -5,9 +5,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, ListArray, RecordBatch, StructArray, new_null_array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Decimal128Array, ListArray, RecordBatch, StructArray, new_null_array,
+};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Float64Type, SchemaRef};
+use billq_udfs::decimal::shortest_decimal;
 
 use crate::error::Result;
 
@@ -58,14 +61,57 @@ pub fn conform(array: &ArrayRef, target: &DataType) -> Result<ArrayRef> {
                 l.nulls().cloned(),
             )?))
         }
+        (DataType::Float64, DataType::Decimal128(precision, scale)) => {
+            Ok(Arc::new(exact_decimals(array, *precision, *scale)?))
+        }
         _ => Ok(cast(array, target)?),
     }
+}
+
+/// Doubles as decimals at the value they were written with (their shortest
+/// round-trip text), rounded half away from zero only past `scale` digits; where
+/// arrow's cast would multiply in floating point.
+fn exact_decimals(array: &ArrayRef, precision: u8, scale: i8) -> Result<Decimal128Array> {
+    let values = array.as_primitive::<Float64Type>();
+    let out: Decimal128Array = values
+        .iter()
+        .map(|v| {
+            let (mantissa, exponent) = shortest_decimal(v?)?;
+            let shift = exponent + i32::from(scale);
+            if shift >= 0 {
+                mantissa.checked_mul(10i128.checked_pow(shift as u32)?)
+            } else {
+                let div = 10i128.checked_pow((-shift) as u32)?;
+                let (q, r) = (mantissa / div, mantissa % div);
+                Some(if r.abs() * 2 >= div {
+                    q + mantissa.signum()
+                } else {
+                    q
+                })
+            }
+        })
+        .collect();
+    Ok(out.with_precision_and_scale(precision, scale)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Float32Array, StringArray};
+    use arrow::array::{Float32Array, Float64Array, StringArray};
+
+    #[test]
+    fn doubles_become_the_decimals_they_were_written_as() {
+        let input: ArrayRef = Arc::new(Float64Array::from(vec![
+            Some(0.1),
+            None,
+            Some(2.5893953072562468e-05),
+        ]));
+        let out = conform(&input, &DataType::Decimal128(38, 24)).unwrap();
+        let d = out.as_any().downcast_ref::<Decimal128Array>().unwrap();
+        assert_eq!(d.value_as_string(0), "0.100000000000000000000000");
+        assert!(d.is_null(1));
+        assert_eq!(d.value_as_string(2), "0.000025893953072562468000");
+    }
     use arrow::datatypes::{Field, Fields};
 
     #[test]

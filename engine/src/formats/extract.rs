@@ -60,16 +60,29 @@ impl<'p> Extract<'p> {
         file_schema: &Schema,
         batches: Batches<'p>,
     ) -> Result<Self> {
-        let kind = gcp::detect_kind(file_schema.fields().iter().map(|f| f.name().as_str()))
-            .ok_or_else(|| Error::UnknownFormat {
-                path: display.to_string(),
-                reason: format!("{what} file with none of the columns of a GCP billing export"),
-            })?;
+        let names: Vec<String> = file_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let gcp_kind = gcp::detect_kind(names.iter().map(String::as_str));
+        let (kind, schema) = match (super::aws::detect(&names), gcp_kind) {
+            (Some(kind), _) => (kind, super::aws::canonical_parquet_schema(file_schema)),
+            (None, Some(kind)) => (kind, schema_for(kind, file_schema.fields())),
+            (None, None) => {
+                return Err(Error::UnknownFormat {
+                    path: display.to_string(),
+                    reason: format!(
+                        "{what} file with none of the columns of a GCP or AWS billing export"
+                    ),
+                });
+            }
+        };
         Ok(Self {
             display: display.to_string(),
             what,
             kind,
-            schema: schema_for(kind, file_schema.fields()),
+            schema,
             batches,
         })
     }

@@ -258,7 +258,7 @@ pub fn detect_kind<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<Expor
         Some(ExportKind::GcpResource)
     } else if has("usage_start_time") || (has("cost") && has("invoice")) {
         Some(ExportKind::GcpStandard)
-    } else if has("list_price") || has("pricing_unit") {
+    } else if has("list_price") || (has("pricing_unit") && has("sku")) {
         Some(ExportKind::GcpPricing)
     } else {
         None

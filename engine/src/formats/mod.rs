@@ -4,7 +4,7 @@
 //! Every reader is a [`BatchSource`]; conversion, verification and `--table` queries
 //! see only that trait, so a new provider is one more reader behind it.
 
-pub mod aws_csv;
+pub mod aws;
 pub mod conform;
 mod extract;
 pub mod gcp;
@@ -225,7 +225,7 @@ pub fn open<'p>(
             sniffed.gzip,
         )?)),
         Encoding::Parquet => Ok(Box::new(extract::Extract::parquet(path, display)?)),
-        Encoding::Csv => Ok(Box::new(aws_csv::AwsCsv::open(
+        Encoding::Csv => Ok(Box::new(aws::AwsCsv::open(
             path,
             display,
             sniffed.gzip,

@@ -1,5 +1,6 @@
-//! AWS billing exports in CSV: the Cost and Usage Report (legacy `category/Name`
-//! headers, or the Athena-style `snake_case` ones) and the Detailed Billing Report.
+//! AWS billing exports: the Cost and Usage Report in CSV (legacy `category/Name`
+//! headers, or the Athena-style `snake_case` ones) or in Athena's Parquet, and the
+//! Detailed Billing Report in CSV.
 //!
 //! A first pass checks that every row has as many fields as the header (a ragged row
 //! is refused with its line number) and finds, among the columns whose names say
@@ -32,7 +33,27 @@ use crate::progress::Progress;
 /// Scale of AWS money and quantity columns.
 pub const SCALE: i8 = 24;
 
-/// What a CSV header says the file is.
+/// The canonical schema of a CUR Parquet file: its doubles (costs, rates, amounts)
+/// become the exact decimals of the CSV path, its timestamps microseconds in UTC.
+pub fn canonical_parquet_schema(file: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = file
+        .fields()
+        .iter()
+        .map(|f| {
+            let t = match f.data_type() {
+                DataType::Float32 | DataType::Float64 => DataType::Decimal128(38, SCALE),
+                DataType::Timestamp(_, _) => {
+                    DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into()))
+                }
+                other => other.clone(),
+            };
+            Field::new(f.name(), t, true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// What a CSV header or a Parquet file's columns say the file is.
 pub fn detect(header: &[String]) -> Option<ExportKind> {
     let has = |n: &str| header.iter().any(|h| h == n);
     if header
