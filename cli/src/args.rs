@@ -25,6 +25,9 @@ pub enum Command {
         /// The store directory.
         #[arg(long)]
         out: PathBuf,
+        /// Set rows of the wrong shape aside in STORE/_rejects (counted) instead of refusing the file.
+        #[arg(long)]
+        lenient: bool,
     },
     /// Re-read every source of a store and reconcile row counts and exact money totals.
     Verify {

@@ -128,15 +128,20 @@ const CASES: [(&str, &str, u64, &[&str]); 14] = [
     ),
 ];
 
-/// Broken samples: (file below shared/, the error line after the path).
-const REFUSED: [(&str, &str); 2] = [
+/// Broken samples: (file below shared/, the error line after the path, rows kept and
+/// rows set aside by `--lenient`).
+const REFUSED: [(&str, &str, u64, u64); 2] = [
     (
         "realdata/aws-cur/koku_test_cur.csv",
         ":2: 130 fields, but the header has 131 (a ragged row, or a header longer than its rows)",
+        0,
+        19,
     ),
     (
         "realdata/aws-cur/koku_cur_tags_costcategory_2023-11.csv",
         ":7: 194 fields, but the header has 200 (a ragged row, or a header longer than its rows)",
+        24,
+        2,
     ),
 ];
 
@@ -183,7 +188,7 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
         report.ends_with("14 source(s) verified, 0 mismatch(es)\n"),
         "{report}"
     );
-    for (file, error) in REFUSED {
+    for (file, error, kept, set_aside) in REFUSED {
         let path = root.join(file);
         let out = Command::new(bin)
             .arg("convert")
@@ -195,5 +200,30 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
         assert_eq!(out.status.code(), Some(1), "{file}");
         let expected = format!("billq: {}{error}\n", path.display());
         assert_eq!(String::from_utf8(out.stderr).unwrap(), expected);
+        let lenient = Command::new(bin)
+            .args(["convert", "--lenient"])
+            .arg(&path)
+            .arg("--out")
+            .arg(store.path())
+            .output()
+            .unwrap();
+        let log = String::from_utf8(lenient.stderr).unwrap();
+        assert!(lenient.status.success(), "{file}: {log}");
+        assert!(log.contains(&format!("({kept} rows, ")), "{file}: {log}");
+        assert!(
+            log.contains(&format!(" {set_aside} row(s) set aside in ")),
+            "{file}: {log}"
+        );
     }
+    let out = Command::new(bin)
+        .args(["verify", "--data"])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.ends_with("16 source(s) verified, 0 mismatch(es)\n"),
+        "{report}"
+    );
 }

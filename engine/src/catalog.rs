@@ -18,6 +18,8 @@ use crate::source::SourceObject;
 
 /// The catalog's file name inside a store directory.
 pub const CATALOG_FILE: &str = "_billq_catalog.json";
+/// Folder of a store holding the rows lenient conversions set aside, one CSV a source.
+pub const REJECTS_DIR: &str = "_rejects";
 /// Folder of a store where a run stages files before its commit.
 pub const STAGING_DIR: &str = ".staging";
 const FORMAT_VERSION: u32 = 1;
@@ -42,6 +44,11 @@ pub struct SourceEntry {
     /// Rows and exact money totals as read from the source.
     pub totals: Totals,
     pub files: Vec<FileEntry>,
+    /// Rows set aside by a lenient conversion (not in `totals`), and where they are.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects: Option<String>,
     /// The source's schema (field name and Arrow type of every column), as converted.
     pub schema: Vec<(String, String)>,
     pub converted_at: String,
@@ -154,13 +161,22 @@ impl Catalog {
         tables
     }
 
-    /// Every file path (relative) the catalog refers to.
+    /// Every file path (relative) the catalog refers to: data and rejects.
     pub fn file_paths(&self) -> std::collections::BTreeSet<&str> {
         self.sources
             .iter()
-            .flat_map(|s| s.files.iter().map(|f| f.path.as_str()))
+            .flat_map(|s| {
+                s.files
+                    .iter()
+                    .map(|f| f.path.as_str())
+                    .chain(s.rejects.as_deref())
+            })
             .collect()
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Makes a rename in `dir` durable.

@@ -24,9 +24,9 @@ use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{Catalog, FileEntry, STAGING_DIR, SourceEntry, sync_dir};
+use crate::catalog::{Catalog, FileEntry, REJECTS_DIR, STAGING_DIR, SourceEntry, sync_dir};
 use crate::error::{Error, Result};
-use crate::formats::{self, ExportKind};
+use crate::formats::{self, ExportKind, Rejected};
 use crate::money::{Totals, TotalsBuilder};
 use crate::progress::Progress;
 use crate::source::{self, SourceObject};
@@ -46,6 +46,8 @@ pub struct ConvertOptions<'a> {
     pub out: PathBuf,
     /// Where to report progress, if anywhere.
     pub progress: Option<&'a dyn Progress>,
+    /// Set rows of the wrong shape aside in `_rejects/` (counted) instead of refusing.
+    pub lenient: bool,
 }
 
 /// What a run did.
@@ -65,6 +67,9 @@ pub struct Converted {
     pub table: String,
     pub totals: Totals,
     pub files: usize,
+    /// Rows set aside by a lenient conversion, and the file holding them.
+    pub rejected: u64,
+    pub rejects: Option<String>,
     /// Whether it replaced an earlier version of the same source.
     pub replaced: bool,
 }
@@ -98,15 +103,17 @@ pub async fn convert(inputs: &[String], opts: &ConvertOptions<'_>) -> Result<Con
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
             std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
         }
-        superseded.extend(catalog.upsert(entry).into_iter().flat_map(|old| old.files));
+        superseded.extend(
+            catalog
+                .upsert(entry)
+                .into_iter()
+                .flat_map(|old| old.files.into_iter().map(|f| f.path).chain(old.rejects)),
+        );
     }
     catalog.save(out)?;
     let live = catalog.file_paths();
-    for f in superseded
-        .iter()
-        .filter(|f| !live.contains(f.path.as_str()))
-    {
-        let _ = std::fs::remove_file(out.join(&f.path));
+    for f in superseded.iter().filter(|f| !live.contains(f.as_str())) {
+        let _ = std::fs::remove_file(out.join(f));
     }
     let _ = std::fs::remove_dir_all(out.join(STAGING_DIR));
     Ok(report)
@@ -131,7 +138,7 @@ async fn stage_all(
         if let Some(p) = opts.progress {
             p.begin(&obj.display(), obj.size);
         }
-        let result = stage_one(obj, &fetched.path, staging, opts.progress).await;
+        let result = stage_one(obj, &fetched.path, staging, opts).await;
         if let Some(p) = opts.progress {
             p.end();
         }
@@ -141,7 +148,9 @@ async fn stage_all(
             source: obj.display(),
             table: entry.table.clone(),
             totals: entry.totals.clone(),
-            files: files.len(),
+            files: entry.files.len(),
+            rejected: entry.rejected,
+            rejects: entry.rejects.clone(),
             replaced: catalog.source(&obj.url).is_some(),
         });
         staged.push((entry, files));
@@ -158,12 +167,12 @@ async fn stage_one(
     obj: &SourceObject,
     path: &Path,
     staging: &Path,
-    progress: Option<&dyn Progress>,
+    opts: &ConvertOptions<'_>,
 ) -> Result<(SourceEntry, Vec<(PathBuf, String)>, Vec<String>)> {
     let display = obj.display();
     let id = source_id(obj);
-    let (kind, schema, totals, raw, warnings) = {
-        let mut reader = formats::open(path, &display, progress)?;
+    let (kind, schema, totals, raw, warnings, rejected) = {
+        let mut reader = formats::open(path, &display, opts.progress, opts.lenient)?;
         let kind = reader.kind();
         let schema = reader.schema();
         let mut totals = TotalsBuilder::new(kind.money_columns());
@@ -190,9 +199,16 @@ async fn stage_one(
             writer.close()?;
             raw.push((key, path));
         }
-        (kind, schema, totals.finish(), raw, reader.warnings())
+        (
+            kind,
+            schema,
+            totals.finish(),
+            raw,
+            reader.warnings(),
+            reader.rejected(),
+        )
     };
-    if totals.rows == 0 {
+    if totals.rows == 0 && rejected.is_none() {
         return Err(Error::EmptyFile { path: display });
     }
 
@@ -220,6 +236,16 @@ async fn stage_one(
         });
         files.push((sorted, rel));
     }
+    let (rejected_rows, rejects) = match rejected {
+        Some(r) => {
+            let rel = format!("{REJECTS_DIR}/{id}.csv");
+            let staged = staging.join(format!("{id}-rejects.csv"));
+            write_rejects(&staged, &r)?;
+            files.push((staged, rel.clone()));
+            (r.rows.len() as u64, Some(rel))
+        }
+        None => (0, None),
+    };
     let entry = SourceEntry {
         url: obj.url.clone(),
         size: obj.size,
@@ -228,6 +254,8 @@ async fn stage_one(
         table: kind.table().to_string(),
         totals,
         files: entries,
+        rejected: rejected_rows,
+        rejects,
         schema: schema
             .fields()
             .iter()
@@ -236,6 +264,24 @@ async fn stage_one(
         converted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
     Ok((entry, files, warnings))
+}
+
+/// Writes rows set aside as CSV: the source's header, a `line` column first.
+fn write_rejects(path: &Path, rejected: &Rejected) -> Result<()> {
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut w = csv::WriterBuilder::new().flexible(true).from_writer(file);
+    let io = |e: csv::Error| Error::io(path, std::io::Error::other(e));
+    w.write_record(std::iter::once("line").chain(rejected.header.iter().map(String::as_str)))
+        .map_err(io)?;
+    for (line, fields) in &rejected.rows {
+        let line = line.to_string();
+        w.write_record(std::iter::once(line.as_str()).chain(fields.iter().map(String::as_str)))
+            .map_err(io)?;
+    }
+    w.into_inner()
+        .map_err(|e| Error::io(path, e.into_error()))?
+        .sync_all()
+        .map_err(|e| Error::io(path, e))
 }
 
 /// The row indices of each partition in `batch`.
@@ -427,10 +473,13 @@ fn sweep(out: &Path, catalog: &Catalog) -> Result<()> {
         std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
     }
     let live = catalog.file_paths();
-    for kind in ExportKind::ALL {
-        let dir = out.join(kind.provider()).join(kind.table());
+    let dirs = ExportKind::ALL
+        .iter()
+        .map(|k| out.join(k.provider()).join(k.table()))
+        .chain([out.join(REJECTS_DIR)]);
+    for dir in dirs {
         let mut found = Vec::new();
-        collect_parquet(&dir, &mut found);
+        collect_files(&dir, &mut found);
         for path in found {
             let rel = path
                 .strip_prefix(out)
@@ -444,15 +493,19 @@ fn sweep(out: &Path, catalog: &Catalog) -> Result<()> {
     sync_dir(out)
 }
 
-fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) {
+/// The store's data and rejects files below `dir`.
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            collect_parquet(&path, out);
-        } else if path.extension().is_some_and(|e| e == "parquet") {
+            collect_files(&path, out);
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "parquet" || e == "csv")
+        {
             out.push(path);
         }
     }

@@ -80,6 +80,7 @@ impl Session {
         let opts = ConvertOptions {
             out: dir.path().to_path_buf(),
             progress: None,
+            lenient: false,
         };
         convert(&[src.to_string()], &opts).await?;
         let tables = Catalog::load(dir.path())?.tables(dir.path());

@@ -68,10 +68,17 @@ async fn reread(entry: &SourceEntry, kind: ExportKind) -> Result<Totals> {
         path: display(entry),
     })?;
     let fetched = source::fetch(&obj).await?;
-    let mut reader = formats::open(&fetched.path, &obj.display(), None)?;
+    let mut reader = formats::open(&fetched.path, &obj.display(), None, entry.rejected > 0)?;
     let mut totals = TotalsBuilder::new(kind.money_columns());
     while let Some(batch) = reader.next_batch()? {
         totals.add(&batch)?;
+    }
+    let rejected = reader.rejected().map_or(0, |r| r.rows.len() as u64);
+    if rejected != entry.rejected {
+        return Err(Error::Verify(format!(
+            "{} rows of the source are rejected now, {} were at conversion",
+            rejected, entry.rejected
+        )));
     }
     Ok(totals.finish())
 }

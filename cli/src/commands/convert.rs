@@ -9,11 +9,17 @@ use billq_engine::verify::verify as run_verify;
 
 use crate::progress_bar::Bar;
 
-pub async fn convert(sources: &[String], out: &Path, quiet: bool) -> Result<ExitCode> {
+pub async fn convert(
+    sources: &[String],
+    out: &Path,
+    lenient: bool,
+    quiet: bool,
+) -> Result<ExitCode> {
     let bar = Bar::new(quiet);
     let opts = ConvertOptions {
         out: out.to_path_buf(),
         progress: Some(&bar),
+        lenient,
     };
     let report = run_convert(sources, &opts).await?;
     if !quiet {
@@ -24,8 +30,16 @@ pub async fn convert(sources: &[String], out: &Path, quiet: bool) -> Result<Exit
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
+            let set_aside = match &c.rejects {
+                Some(path) => format!(
+                    ", {} row(s) set aside in {}",
+                    c.rejected,
+                    out.join(path).display()
+                ),
+                None => String::new(),
+            };
             eprintln!(
-                "{} {} -> {} ({} rows, {} file(s); {})",
+                "{} {} -> {} ({} rows, {} file(s){set_aside}; {})",
                 if c.replaced { "replaced" } else { "converted" },
                 c.source,
                 c.table,

@@ -15,7 +15,11 @@ use crate::args::{Cli, Command, TableArgs};
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Convert { sources, out } => convert::convert(&sources, &out, cli.quiet).await,
+        Command::Convert {
+            sources,
+            out,
+            lenient,
+        } => convert::convert(&sources, &out, lenient, cli.quiet).await,
         Command::Verify { data } => convert::verify(&data, cli.quiet).await,
         Command::Query(args) => query::run(args).await,
         Command::Tables(tables) => catalog::tables(&tables).await,

@@ -165,3 +165,47 @@ fn cur_parquet_doubles_become_the_decimals_they_were_written_as() {
         "{log}"
     );
 }
+
+#[test]
+fn lenient_sets_ragged_rows_aside_counted_and_verifiable() {
+    let store = tempfile::tempdir().unwrap();
+    let src = testdata("aws/cur_ragged.csv").canonicalize().unwrap();
+    let out = billq()
+        .args(["convert", "--lenient"])
+        .arg(&src)
+        .arg("--out")
+        .arg(store.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8(out.stderr).unwrap();
+    let rejects = first_file_under(store.path(), "_rejects/");
+    assert!(
+        log.starts_with(&format!(
+            "converted {} -> aws_cur (2 rows, 1 file(s), 1 row(s) set aside in {}; ",
+            src.display(),
+            store.path().join(&rejects).display()
+        )),
+        "{log}"
+    );
+    assert!(log.contains(" line_item_unblended_cost=0.0116,"), "{log}");
+    let quarantined = std::fs::read_to_string(store.path().join(&rejects)).unwrap();
+    let lines: Vec<&str> = quarantined.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].starts_with("line,identity/LineItemId,"));
+    assert!(
+        lines[1].starts_with("3,a2,") && lines[1].ends_with(",# pasted comment"),
+        "{}",
+        lines[1]
+    );
+    let verify = billq()
+        .args(["verify", "--data"])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}

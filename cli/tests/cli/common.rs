@@ -81,8 +81,13 @@ pub fn files_below(dir: &Path) -> Vec<String> {
 
 /// The first stored Parquet file of a store (relative path).
 pub fn first_parquet(store: &Path) -> String {
+    first_file_under(store, "gcp/")
+}
+
+/// The first file of a store whose relative path starts with `prefix`.
+pub fn first_file_under(store: &Path, prefix: &str) -> String {
     files_below(store)
         .into_iter()
-        .find(|f| f.ends_with(".parquet"))
-        .expect("a stored file")
+        .find(|f| f.starts_with(prefix))
+        .expect("a file")
 }

@@ -26,7 +26,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use super::{BATCH_SIZE, BatchSource, ExportKind, open_text};
+use super::{BATCH_SIZE, BatchSource, ExportKind, Rejected, open_text};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
@@ -196,6 +196,8 @@ struct Survey {
     numeric: Vec<bool>,
     dates: Vec<bool>,
     warnings: Vec<String>,
+    /// Ragged rows set aside in lenient mode.
+    rejected: Vec<(u64, Vec<String>)>,
 }
 
 /// A reader of an AWS CSV export.
@@ -207,6 +209,7 @@ pub struct AwsCsv<'p> {
     records: csv::StringRecordsIntoIter<Box<dyn std::io::BufRead + Send + 'p>>,
     width: usize,
     warnings: Vec<String>,
+    rejected: Rejected,
 }
 
 fn csv_reader<R: Read>(reader: R) -> csv::Reader<R> {
@@ -231,7 +234,7 @@ fn csv_error(display: &str, e: csv::Error) -> Error {
     }
 }
 
-fn survey(path: &Path, display: &str, gzip: bool) -> Result<(ExportKind, Survey)> {
+fn survey(path: &Path, display: &str, gzip: bool, lenient: bool) -> Result<(ExportKind, Survey)> {
     let mut reader = csv_reader(open_text(path, gzip, None)?);
     let header: Vec<String> = reader
         .headers()
@@ -263,10 +266,15 @@ fn survey(path: &Path, display: &str, gzip: bool) -> Result<(ExportKind, Survey)
         .collect();
     let mut warned = vec![false; header.len()];
     let mut warnings = Vec::new();
+    let mut rejected = Vec::new();
     let mut rows = 0u64;
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(display, e))?;
         let line = line_of(record.position());
+        if record.len() != header.len() && lenient {
+            rejected.push((line, record.iter().map(str::to_string).collect()));
+            continue;
+        }
         if record.len() != header.len() {
             return Err(Error::BadRow {
                 path: display.to_string(),
@@ -316,7 +324,7 @@ fn survey(path: &Path, display: &str, gzip: bool) -> Result<(ExportKind, Survey)
             }
         }
     }
-    if rows == 0 {
+    if rows == 0 && rejected.is_empty() {
         return Err(Error::EmptyFile {
             path: display.to_string(),
         });
@@ -328,6 +336,7 @@ fn survey(path: &Path, display: &str, gzip: bool) -> Result<(ExportKind, Survey)
             numeric,
             dates,
             warnings,
+            rejected,
         },
     ))
 }
@@ -349,8 +358,9 @@ impl<'p> AwsCsv<'p> {
         display: &str,
         gzip: bool,
         progress: Option<&'p dyn Progress>,
+        lenient: bool,
     ) -> Result<Self> {
-        let (kind, survey) = survey(path, display, gzip)?;
+        let (kind, survey) = survey(path, display, gzip, lenient)?;
         let (fields, columns) = plan(kind, &survey);
         let reader = csv_reader(open_text(path, gzip, progress)?);
         Ok(Self {
@@ -361,6 +371,10 @@ impl<'p> AwsCsv<'p> {
             records: reader.into_records(),
             width: survey.header.len(),
             warnings: survey.warnings,
+            rejected: Rejected {
+                header: survey.header.clone(),
+                rows: survey.rejected,
+            },
         })
     }
 }
@@ -506,17 +520,31 @@ impl BatchSource for AwsCsv<'_> {
         self.warnings.clone()
     }
 
+    fn rejected(&self) -> Option<Rejected> {
+        (!self.rejected.rows.is_empty()).then(|| self.rejected.clone())
+    }
+
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let mut records = Vec::with_capacity(BATCH_SIZE);
-        for record in self.records.by_ref().take(BATCH_SIZE) {
+        while records.len() < BATCH_SIZE {
+            let Some(record) = self.records.next() else {
+                break;
+            };
             let record = record.map_err(|e| csv_error(&self.display, e))?;
-            if record.len() != self.width {
+            let set_aside = |r: &csv::StringRecord| {
+                self.rejected
+                    .rows
+                    .iter()
+                    .any(|(line, _)| *line == line_of(r.position()))
+            };
+            if record.len() == self.width {
+                records.push(record);
+            } else if !set_aside(&record) {
                 return Err(Error::BadFile {
                     path: self.display.clone(),
                     message: "changed while it was read".into(),
                 });
             }
-            records.push(record);
         }
         if records.is_empty() {
             return Ok(None);

@@ -138,6 +138,18 @@ pub trait BatchSource: Send {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Rows set aside in lenient mode: their line and raw fields, header first.
+    fn rejected(&self) -> Option<Rejected> {
+        None
+    }
+}
+
+/// Rows a lenient read set aside, to be quarantined beside the store.
+#[derive(Debug, Clone, Default)]
+pub struct Rejected {
+    pub header: Vec<String>,
+    /// (line, fields) of each rejected row.
+    pub rows: Vec<(u64, Vec<String>)>,
 }
 
 /// How a file is encoded, found from its first bytes.
@@ -205,11 +217,13 @@ pub fn sniff(path: &Path, display: &str) -> Result<Sniffed> {
     Ok(Sniffed { encoding, gzip })
 }
 
-/// Opens the export file at `path` for reading as batches.
+/// Opens the export file at `path` for reading as batches. With `lenient`, rows of
+/// the wrong shape are set aside (see [`BatchSource::rejected`]) instead of refused.
 pub fn open<'p>(
     path: &Path,
     display: &str,
     progress: Option<&'p dyn Progress>,
+    lenient: bool,
 ) -> Result<Box<dyn BatchSource + 'p>> {
     let sniffed = sniff(path, display)?;
     match sniffed.encoding {
@@ -230,6 +244,7 @@ pub fn open<'p>(
             display,
             sniffed.gzip,
             progress,
+            lenient,
         )?)),
         Encoding::Avro => Ok(Box::new(extract::Extract::avro(
             path,
