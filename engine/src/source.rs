@@ -165,7 +165,8 @@ fn local_object(path: &Path) -> Result<SourceObject> {
     })
 }
 
-/// The object store for a URL, configured from the environment.
+/// The object store for a URL, configured from the environment the way each cloud's
+/// own tools are (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...).
 pub fn store_for(url: &Url) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
     let (store, path) =
         object_store::parse_url_opts(url, std::env::vars()).map_err(|e| Error::BadUrl {

@@ -5,4 +5,5 @@ mod common;
 mod convert;
 mod errors;
 mod query;
+mod s3;
 mod seed;

@@ -259,10 +259,18 @@ fn survey(path: &Path, display: &str, gzip: bool, lenient: bool) -> Result<(Expo
             kind.money_columns().contains(&name.as_str())
         })
         .collect();
-    let mut numeric: Vec<bool> = header.iter().map(|h| numeric_name(h)).collect();
+    // Tag and cost category values become map entries, always text.
+    let mapped = |h: &str| {
+        kind == ExportKind::AwsCur
+            && (h.starts_with("resourceTags/") || h.starts_with("costCategory/"))
+    };
+    let mut numeric: Vec<bool> = header
+        .iter()
+        .map(|h| !mapped(h) && numeric_name(h))
+        .collect();
     let mut dates: Vec<bool> = header
         .iter()
-        .map(|h| date_name(h) && !numeric_name(h))
+        .map(|h| !mapped(h) && date_name(h) && !numeric_name(h))
         .collect();
     let mut warned = vec![false; header.len()];
     let mut warnings = Vec::new();
