@@ -36,16 +36,7 @@ fn legacy_cur_converts_to_exact_athena_named_columns() {
          2024-02-01T00:00:00Z,Credit,-0.100000000000000000000000\n\
          2024-02-01T00:00:00Z,Usage,0.192000000000000000000000\n"
     );
-    let verify = billq()
-        .args(["verify", "--data"])
-        .arg(store.path())
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    assert_verified(store.path());
 }
 
 #[test]
@@ -86,13 +77,7 @@ fn dbr_keeps_its_names_and_marks_total_rows() {
 fn ragged_rows_are_refused_with_their_line() {
     let store = tempfile::tempdir().unwrap();
     let src = testdata("aws/cur_ragged.csv").canonicalize().unwrap();
-    let out = billq()
-        .arg("convert")
-        .arg(&src)
-        .arg("--out")
-        .arg(store.path())
-        .output()
-        .unwrap();
+    let out = try_convert(store.path(), &[&src]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
@@ -111,13 +96,7 @@ fn a_money_value_that_is_not_an_amount_is_refused() {
         .replace("0.1920000000,0.1900000000", "lots,0.1900000000");
     let src = dir.path().join("bad.csv");
     std::fs::write(&src, text).unwrap();
-    let out = billq()
-        .arg("convert")
-        .arg(&src)
-        .arg("--out")
-        .arg(dir.path().join("s"))
-        .output()
-        .unwrap();
+    let out = try_convert(&dir.path().join("s"), &[&src]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
@@ -198,14 +177,5 @@ fn lenient_sets_ragged_rows_aside_counted_and_verifiable() {
         "{}",
         lines[1]
     );
-    let verify = billq()
-        .args(["verify", "--data"])
-        .arg(store.path())
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    assert_verified(store.path());
 }

@@ -16,15 +16,34 @@ pub fn testdata(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Runs `billq convert SRC... --out STORE -q` and asserts success.
-pub fn convert(store: &Path, sources: &[&Path]) -> String {
-    let out = billq()
+/// Runs `billq convert SRC... --out STORE`, whatever comes of it.
+pub fn try_convert(store: &Path, sources: &[&Path]) -> std::process::Output {
+    billq()
         .arg("convert")
         .args(sources)
         .arg("--out")
         .arg(store)
         .output()
+        .unwrap()
+}
+
+/// Asserts that `billq verify` reconciles every source of the store.
+pub fn assert_verified(store: &Path) {
+    let out = billq()
+        .args(["verify", "--data"])
+        .arg(store)
+        .output()
         .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Runs `billq convert SRC... --out STORE` and asserts success; returns its log.
+pub fn convert(store: &Path, sources: &[&Path]) -> String {
+    let out = try_convert(store, sources);
     assert!(
         out.status.success(),
         "convert failed: {}",

@@ -203,14 +203,8 @@ fn failed_run_leaves_the_previous_state_queryable() {
         "{\"cost\": 1.0, \"usage_start_time\": \"2024-01-01 00:00:00 UTC\"}\n{oops\n",
     )
     .unwrap();
-    billq()
-        .arg("convert")
-        .arg(seed("cud_example.jsonl"))
-        .arg(&bad)
-        .arg("--out")
-        .arg(&store)
-        .assert()
-        .failure();
+    let out = try_convert(&store, &[&seed("cud_example.jsonl"), &bad]);
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(catalog_bytes(&store), before);
     assert_eq!(files_below(&store), files_before);
     assert_eq!(

@@ -13,13 +13,7 @@ fn refused(src: &Path) -> String {
         &[&testdata("seed-queries/data/labels_example.jsonl")],
     );
     let before = (catalog_bytes(store.path()), files_below(store.path()));
-    let out = billq()
-        .arg("convert")
-        .arg(src)
-        .arg("--out")
-        .arg(store.path())
-        .output()
-        .unwrap();
+    let out = try_convert(store.path(), &[src]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         (catalog_bytes(store.path()), files_below(store.path())),
@@ -200,13 +194,10 @@ fn a_store_another_conversion_is_writing() {
         .open(store.path().join(".lock"))
         .unwrap();
     held.lock().unwrap();
-    let out = billq()
-        .arg("convert")
-        .arg(testdata("seed-queries/data/cud_example.jsonl"))
-        .arg("--out")
-        .arg(store.path())
-        .output()
-        .unwrap();
+    let out = try_convert(
+        store.path(),
+        &[&testdata("seed-queries/data/cud_example.jsonl")],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
