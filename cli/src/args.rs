@@ -113,6 +113,8 @@ pub enum DialectArg {
     Bigquery,
     /// DataFusion SQL.
     Datafusion,
+    /// Athena (Trino/Presto) SQL, as AWS's CUR queries are written.
+    Athena,
 }
 
 impl From<DialectArg> for billq_engine::Dialect {
@@ -120,6 +122,7 @@ impl From<DialectArg> for billq_engine::Dialect {
         match d {
             DialectArg::Bigquery => billq_engine::Dialect::BigQuery,
             DialectArg::Datafusion => billq_engine::Dialect::DataFusion,
+            DialectArg::Athena => billq_engine::Dialect::Athena,
         }
     }
 }

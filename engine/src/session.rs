@@ -103,22 +103,23 @@ impl Session {
 
     /// Plans `text` in `dialect`; runs nothing yet.
     pub async fn sql(&self, text: &str, dialect: Dialect) -> Result<DataFrame> {
-        match dialect {
-            Dialect::DataFusion => Ok(self.ctx.sql(text).await?),
-            Dialect::BigQuery => {
-                let statement = sql::bigquery::rewrite(text, &self.tables)?;
-                // BigQuery sorts NULLs first in ascending order, last in descending.
-                let mut state = self.ctx.state();
-                state
-                    .config_mut()
-                    .options_mut()
-                    .sql_parser
-                    .default_null_ordering = "nulls_min".into();
-                let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
-                let plan = state.statement_to_plan(statement).await?;
-                Ok(self.ctx.execute_logical_plan(plan).await?)
-            }
+        let statement = match dialect {
+            Dialect::DataFusion => return Ok(self.ctx.sql(text).await?),
+            Dialect::BigQuery => sql::bigquery::rewrite(text, &self.tables)?,
+            Dialect::Athena => sql::athena::rewrite(text)?,
+        };
+        let mut state = self.ctx.state();
+        if dialect == Dialect::BigQuery {
+            // BigQuery sorts NULLs first in ascending order, last in descending.
+            state
+                .config_mut()
+                .options_mut()
+                .sql_parser
+                .default_null_ordering = "nulls_min".into();
         }
+        let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
+        let plan = state.statement_to_plan(statement).await?;
+        Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
     /// The SQL DataFusion runs for `text` in `dialect`.
@@ -126,6 +127,7 @@ impl Session {
         match dialect {
             Dialect::DataFusion => Ok(text.to_string()),
             Dialect::BigQuery => Ok(sql::bigquery::rewrite(text, &self.tables)?.to_string()),
+            Dialect::Athena => Ok(sql::athena::rewrite(text)?.to_string()),
         }
     }
 }

@@ -12,7 +12,8 @@
 //!
 //! Tables: `billing` (seed `invoice_example.jsonl`), `labelled` (`labels_example`),
 //! `cud` (`cud_example`), `tagged` (`hierarchy_tags_example`), `demo` (the demo
-//! export). `BILLQ_GOLDEN_COMPLETE=1` rewrites the expected rows from actual results
+//! export), `aws_cur` and `aws_dbr` (`testdata/aws`). A file with a line
+//! `# dialect athena` (or `datafusion`) is run in that dialect. `BILLQ_GOLDEN_COMPLETE=1` rewrites the expected rows from actual results
 //! (then review every change against BigQuery's documentation before committing).
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,11 @@ async fn session() -> Session {
         ("cud", "seed-queries/data/cud_example.jsonl"),
         ("tagged", "seed-queries/data/hierarchy_tags_example.jsonl"),
         ("demo", "gcp/gcp_billing_export_2024q1.jsonl.gz"),
+        ("aws_cur", "aws/cur_legacy_2024-01_2024-02.csv"),
+        (
+            "aws_dbr",
+            "aws/dbr_111122223333-aws-billing-detailed-line-items-with-resources-and-tags-2015-03.csv",
+        ),
     ] {
         s.add_table(name, &testdata(file).display().to_string())
             .await
@@ -129,6 +135,8 @@ async fn run_file(session: &Session, path: &Path) -> (Vec<String>, String) {
     let text = std::fs::read_to_string(path).unwrap();
     let dialect = if text.lines().any(|l| l.trim() == "# dialect datafusion") {
         Dialect::DataFusion
+    } else if text.lines().any(|l| l.trim() == "# dialect athena") {
+        Dialect::Athena
     } else {
         Dialect::BigQuery
     };

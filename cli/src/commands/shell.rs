@@ -9,7 +9,7 @@ use rustyline::error::ReadlineError;
 use crate::args::{Format, TableArgs};
 
 const HELP: &str = "Statements end with ';'. Commands: \\d (tables), \\d NAME (schema), \
-\\dialect bigquery|datafusion, \\q (quit).";
+\\dialect bigquery|datafusion|athena, \\q (quit).";
 
 pub async fn run(tables: &TableArgs, mut dialect: Dialect) -> Result<ExitCode> {
     let session = super::session(tables).await?;
@@ -45,6 +45,7 @@ pub async fn run(tables: &TableArgs, mut dialect: Dialect) -> Result<ExitCode> {
                 (Some("\\d"), Some(name)) => describe(&session, name).await,
                 (Some("\\dialect"), Some("bigquery")) => dialect = Dialect::BigQuery,
                 (Some("\\dialect"), Some("datafusion")) => dialect = Dialect::DataFusion,
+                (Some("\\dialect"), Some("athena")) => dialect = Dialect::Athena,
                 _ => println!("{HELP}"),
             }
             continue;

@@ -1,6 +1,7 @@
-//! The SQL front ends: BigQuery Standard SQL, rewritten into what DataFusion plans,
-//! and DataFusion's own SQL, passed through.
+//! The SQL front ends: BigQuery Standard SQL, rewritten into what DataFusion plans;
+//! Athena SQL, its functions mapped; and DataFusion's own SQL, passed through.
 
+pub mod athena;
 pub mod bigquery;
 
 /// The SQL dialect a query is written in.
@@ -12,4 +13,6 @@ pub enum Dialect {
     BigQuery,
     /// DataFusion's SQL, run as written.
     DataFusion,
+    /// Athena (Trino/Presto) SQL, as CUR queries are written: a few functions mapped.
+    Athena,
 }

@@ -9,7 +9,7 @@
 //! 4. [`functions`]: functions, casts and `/` with BigQuery's semantics;
 //! 5. [`names`]: output column names as BigQuery gives them.
 
-mod ast;
+pub(crate) mod ast;
 pub mod functions;
 pub mod names;
 pub mod unnest_from;
