@@ -58,6 +58,8 @@ pub struct ConvertReport {
     pub unchanged: Vec<String>,
     /// What the readers noticed and kept as it was.
     pub warnings: Vec<String>,
+    /// Sources of an earlier CUR delivery whose rows left the store.
+    pub superseded: Vec<String>,
 }
 
 /// One converted source.
@@ -81,12 +83,12 @@ pub async fn convert(inputs: &[String], opts: &ConvertOptions<'_>) -> Result<Con
     let _lock = lock(out)?;
     let mut catalog = Catalog::load(out)?;
     sweep(out, &catalog)?;
-    let objects = source::resolve(inputs).await?;
+    let resolved = source::resolve(inputs).await?;
     let staging = out.join(STAGING_DIR).join(run_id());
     std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
 
-    let result = stage_all(&objects, &catalog, &staging, opts).await;
-    let (staged, report) = match result {
+    let result = stage_all(&resolved.objects, &catalog, &staging, opts).await;
+    let (staged, mut report) = match result {
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_dir_all(out.join(STAGING_DIR));
@@ -95,7 +97,19 @@ pub async fn convert(inputs: &[String], opts: &ConvertOptions<'_>) -> Result<Con
     };
 
     // Commit: move files into place, then swap the catalog.
-    let mut superseded = Vec::new();
+    let mut superseded: Vec<String> = Vec::new();
+    for delivery in &resolved.deliveries {
+        let (old, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut catalog.sources)
+            .into_iter()
+            .partition(|s| {
+                s.url.starts_with(&delivery.period) && !delivery.current.contains(&s.url)
+            });
+        catalog.sources = kept;
+        for entry in old {
+            report.superseded.push(source::display_url(&entry.url));
+            superseded.extend(entry.files.into_iter().map(|f| f.path).chain(entry.rejects));
+        }
+    }
     for (entry, files) in staged {
         for (from, rel) in files {
             let to = out.join(&rel);

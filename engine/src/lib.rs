@@ -6,6 +6,8 @@
 //! - [`source`] resolves what the user names (files, directories, globs, object store
 //!   URLs) to [`source::SourceObject`]s, each with the identity (size, mtime, etag)
 //!   that makes conversion incremental.
+//! - [`deliveries`] picks the current delivery of each CUR billing period from its
+//!   manifest, so re-deliveries replace instead of doubling.
 //! - [`formats`] recognises a file and reads it as Arrow batches in its provider's
 //!   documented schema, behind one trait, [`formats::BatchSource`].
 //! - [`convert`] streams sources into the store: Parquet partitioned by provider,
@@ -18,6 +20,7 @@
 
 pub mod catalog;
 pub mod convert;
+pub mod deliveries;
 pub mod error;
 pub mod formats;
 pub mod money;

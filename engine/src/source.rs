@@ -33,11 +33,16 @@ impl SourceObject {
 
     /// What to call the source in messages: its path when local, else its URL.
     pub fn display(&self) -> String {
-        match self.local_path() {
-            Some(p) => p.display().to_string(),
-            None => self.url.clone(),
-        }
+        display_url(&self.url)
     }
+}
+
+/// What to call a source URL in messages: its path when local, else the URL.
+pub fn display_url(url: &str) -> String {
+    Url::parse(url)
+        .ok()
+        .and_then(|u| u.to_file_path().ok())
+        .map_or_else(|| url.to_string(), |p| p.display().to_string())
 }
 
 /// File name endings of export files picked up from directories and prefixes.
@@ -45,20 +50,29 @@ const EXPORT_SUFFIXES: [&str; 7] = [
     ".json", ".jsonl", ".ndjson", ".parquet", ".avro", ".gz", ".csv",
 ];
 
-/// Files that AWS writes beside the data and are not exports: the CUR manifest and the
-/// Athena integration's status table.
-const NOT_EXPORTS: [&str; 2] = ["-Manifest.json", "cost_and_usage_data_status.parquet"];
+/// A file AWS writes beside the data that is no export: the Athena integration's status.
+const NOT_EXPORT: &str = "cost_and_usage_data_status.parquet";
 
+/// Whether a file found in a folder is read: an export, or a CUR manifest.
 fn is_export_name(name: &str) -> bool {
     !name.starts_with('.')
         && !name.starts_with('_')
         && EXPORT_SUFFIXES.iter().any(|s| name.ends_with(s))
-        && !NOT_EXPORTS.iter().any(|s| name.ends_with(s))
+        && !name.ends_with(NOT_EXPORT)
 }
 
-/// Resolves command-line inputs to export files, in a stable order, without duplicates.
-pub async fn resolve(inputs: &[String]) -> Result<Vec<SourceObject>> {
+/// What the inputs name: export files, and the CUR deliveries that chose among them.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    pub objects: Vec<SourceObject>,
+    pub deliveries: Vec<crate::deliveries::Delivery>,
+}
+
+/// Resolves command-line inputs to export files, in a stable order, without duplicates;
+/// in folders with CUR manifests, to the current delivery of each billing period.
+pub async fn resolve(inputs: &[String]) -> Result<Resolved> {
     let mut out = Vec::new();
+    let mut manifests = Vec::new();
     for input in inputs {
         let found = if is_remote(input) {
             resolve_url(input).await?
@@ -66,13 +80,25 @@ pub async fn resolve(inputs: &[String]) -> Result<Vec<SourceObject>> {
             resolve_local(input)?
         };
         for obj in found {
-            if !out.iter().any(|o: &SourceObject| o.url == obj.url) {
-                out.push(obj);
+            let list = if obj.url.ends_with(MANIFEST) {
+                &mut manifests
+            } else {
+                &mut out
+            };
+            if !list.iter().any(|o: &SourceObject| o.url == obj.url) {
+                list.push(obj);
             }
         }
     }
-    Ok(out)
+    let (objects, deliveries) = crate::deliveries::select(out, &manifests).await?;
+    Ok(Resolved {
+        objects,
+        deliveries,
+    })
 }
+
+/// The file name ending of AWS CUR manifests.
+const MANIFEST: &str = "-Manifest.json";
 
 /// Whether an input is a URL other than `file://` (which is read as a local path).
 fn is_remote(input: &str) -> bool {
@@ -282,7 +308,10 @@ mod tests {
             std::fs::write(dir.path().join(name), "{}").unwrap();
         }
         let d = dir.path().display().to_string();
-        let found = resolve(&[d.clone(), format!("{d}/*.jsonl")]).await.unwrap();
+        let found = resolve(&[d.clone(), format!("{d}/*.jsonl")])
+            .await
+            .unwrap()
+            .objects;
         let names: Vec<_> = found
             .iter()
             .map(|o| o.url.rsplit('/').next().unwrap().to_string())

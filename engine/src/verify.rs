@@ -44,7 +44,7 @@ pub async fn verify(dir: &Path) -> Result<Vec<SourceCheck>> {
         let source_now = reread(entry, kind).await.map_err(|e| e.to_string());
         let stored = stored_totals(dir, entry, kind)?;
         checks.push(SourceCheck {
-            source: display(entry),
+            source: source::display_url(&entry.url),
             table: entry.table.clone(),
             recorded: entry.totals.clone(),
             source_now,
@@ -54,18 +54,12 @@ pub async fn verify(dir: &Path) -> Result<Vec<SourceCheck>> {
     Ok(checks)
 }
 
-fn display(entry: &SourceEntry) -> String {
-    url::Url::parse(&entry.url)
-        .ok()
-        .and_then(|u| u.to_file_path().ok())
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| entry.url.clone())
-}
-
 async fn reread(entry: &SourceEntry, kind: ExportKind) -> Result<Totals> {
-    let objects = source::resolve(std::slice::from_ref(&entry.url)).await?;
+    let objects = source::resolve(std::slice::from_ref(&entry.url))
+        .await?
+        .objects;
     let obj = objects.into_iter().next().ok_or_else(|| Error::NotFound {
-        path: display(entry),
+        path: source::display_url(&entry.url),
     })?;
     let fetched = source::fetch(&obj).await?;
     let mut reader = formats::open(&fetched.path, &obj.display(), None, entry.rejected > 0)?;

@@ -51,6 +51,9 @@ pub async fn convert(
         for s in &report.unchanged {
             eprintln!("unchanged {s}");
         }
+        for s in &report.superseded {
+            eprintln!("superseded {s}");
+        }
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }

@@ -179,3 +179,60 @@ fn lenient_sets_ragged_rows_aside_counted_and_verifiable() {
     );
     assert_verified(store.path());
 }
+
+/// Writes a CUR delivery as AWS lays it out: the period's manifest naming the
+/// assembly, the data under the assembly's folder, and the manifest's copy there.
+fn deliver(root: &std::path::Path, assembly: &str, csv: &str) {
+    let period = root.join("cur/myreport/20240101-20240201");
+    std::fs::create_dir_all(period.join(assembly)).unwrap();
+    std::fs::write(period.join(assembly).join("myreport-1.csv"), csv).unwrap();
+    let manifest = format!(
+        r#"{{"assemblyId":"{assembly}","reportKeys":["cur/myreport/20240101-20240201/{assembly}/myreport-1.csv"]}}"#
+    );
+    std::fs::write(
+        period.join(assembly).join("myreport-Manifest.json"),
+        &manifest,
+    )
+    .unwrap();
+    std::fs::write(period.join("myreport-Manifest.json"), &manifest).unwrap();
+}
+
+#[test]
+fn a_redelivered_period_replaces_the_earlier_assembly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = dir.path().join("store");
+    let cur = std::fs::read_to_string(testdata(CUR)).unwrap();
+    deliver(&bucket, "asm-1", &cur);
+    let first = convert(&store, &[&bucket]);
+    assert!(
+        first.contains("/asm-1/myreport-1.csv -> aws_cur (5 rows, "),
+        "{first}"
+    );
+
+    let corrected = cur.replace("0.1920000000,0.1900000000", "0.2920000000,0.1900000000");
+    deliver(&bucket, "asm-2", &corrected);
+    let second = convert(&store, &[&bucket]);
+    assert!(
+        second.contains("/asm-2/myreport-1.csv -> aws_cur (5 rows, "),
+        "{second}"
+    );
+    assert!(!second.contains("/asm-1/myreport-1.csv -> "), "{second}");
+    assert!(
+        second.contains(&format!(
+            "superseded {}",
+            bucket
+                .join("cur/myreport/20240101-20240201/asm-1/myreport-1.csv")
+                .display()
+        )),
+        "{second}"
+    );
+    assert_eq!(
+        query_csv(
+            &store,
+            "SELECT COUNT(*) AS n, SUM(line_item_unblended_cost) AS c FROM aws_cur"
+        ),
+        "n,c\n5,0.203600283820000000000000\n"
+    );
+    assert_verified(&store);
+}
