@@ -19,9 +19,15 @@ pub struct Cli {
 pub enum Command {
     /// Convert billing exports into a partitioned Parquet store (incremental, atomic).
     Convert {
-        /// Export files, directories, globs or URLs (file://, http(s)://).
-        #[arg(required = true)]
+        /// Export files, directories, globs or URLs (file://, http(s)://, s3://).
+        #[arg(required_unless_present = "source")]
         sources: Vec<String>,
+        /// A source named in the config file (its URL, account and credentials).
+        #[arg(long)]
+        source: Option<String>,
+        /// The config file.
+        #[arg(long, default_value = "billq.toml")]
+        config: PathBuf,
         /// The store directory.
         #[arg(long)]
         out: PathBuf,
@@ -34,6 +40,9 @@ pub enum Command {
         /// The store directory.
         #[arg(long)]
         data: PathBuf,
+        /// The config file, for the credentials of configured sources (if it exists).
+        #[arg(long, default_value = "billq.toml")]
+        config: PathBuf,
     },
     /// Run a SQL query over stores and export files.
     Query(QueryArgs),

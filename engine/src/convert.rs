@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::formats::{self, ExportKind, Rejected};
 use crate::money::{Totals, TotalsBuilder};
 use crate::progress::Progress;
-use crate::source::{self, SourceObject};
+use crate::source::{self, SourceObject, StoreOptions};
 
 /// Rows per row group of stored files.
 const ROW_GROUP_ROWS: usize = 256 * 1024;
@@ -48,6 +48,8 @@ pub struct ConvertOptions<'a> {
     pub progress: Option<&'a dyn Progress>,
     /// Set rows of the wrong shape aside in `_rejects/` (counted) instead of refusing.
     pub lenient: bool,
+    /// Object store settings of a configured source.
+    pub store: StoreOptions,
 }
 
 /// What a run did.
@@ -83,7 +85,7 @@ pub async fn convert(inputs: &[String], opts: &ConvertOptions<'_>) -> Result<Con
     let _lock = lock(out)?;
     let mut catalog = Catalog::load(out)?;
     sweep(out, &catalog)?;
-    let resolved = source::resolve(inputs).await?;
+    let resolved = source::resolve(inputs, &opts.store).await?;
     let staging = out.join(STAGING_DIR).join(run_id());
     std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
 
@@ -148,7 +150,7 @@ async fn stage_all(
             report.unchanged.push(obj.display());
             continue;
         }
-        let fetched = source::fetch(obj).await?;
+        let fetched = source::fetch(obj, &opts.store).await?;
         if let Some(p) = opts.progress {
             p.begin(&obj.display(), obj.size);
         }

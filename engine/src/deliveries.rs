@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::source::{self, SourceObject};
+use crate::source::{self, SourceObject, StoreOptions};
 
 /// A billing period folder and the files of its current delivery.
 #[derive(Debug, Clone)]
@@ -50,13 +50,14 @@ fn period_of(manifest_url: &str) -> Option<String> {
 pub async fn select(
     objects: Vec<SourceObject>,
     manifests: &[SourceObject],
+    options: &StoreOptions,
 ) -> Result<(Vec<SourceObject>, Vec<Delivery>)> {
     let mut deliveries = Vec::new();
     for m in manifests {
         let Some(period) = period_of(&m.url) else {
             continue;
         };
-        let fetched = source::fetch(m).await?;
+        let fetched = source::fetch(m, options).await?;
         let text = std::fs::read(&fetched.path).map_err(|e| Error::io(&fetched.path, e))?;
         let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| Error::BadFile {
             path: m.display(),

@@ -19,6 +19,7 @@
 //!   functions of `billq-udfs`; [`sql`] holds the BigQuery front end.
 
 pub mod catalog;
+pub mod config;
 pub mod convert;
 pub mod deliveries;
 pub mod error;

@@ -81,6 +81,7 @@ impl Session {
             out: dir.path().to_path_buf(),
             progress: None,
             lenient: false,
+            store: Default::default(),
         };
         convert(&[src.to_string()], &opts).await?;
         let tables = Catalog::load(dir.path())?.tables(dir.path());

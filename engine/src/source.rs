@@ -70,12 +70,12 @@ pub struct Resolved {
 
 /// Resolves command-line inputs to export files, in a stable order, without duplicates;
 /// in folders with CUR manifests, to the current delivery of each billing period.
-pub async fn resolve(inputs: &[String]) -> Result<Resolved> {
+pub async fn resolve(inputs: &[String], options: &StoreOptions) -> Result<Resolved> {
     let mut out = Vec::new();
     let mut manifests = Vec::new();
     for input in inputs {
         let found = if is_remote(input) {
-            resolve_url(input).await?
+            resolve_url(input, options).await?
         } else {
             resolve_local(input)?
         };
@@ -90,7 +90,7 @@ pub async fn resolve(inputs: &[String]) -> Result<Resolved> {
             }
         }
     }
-    let (objects, deliveries) = crate::deliveries::select(out, &manifests).await?;
+    let (objects, deliveries) = crate::deliveries::select(out, &manifests, options).await?;
     Ok(Resolved {
         objects,
         deliveries,
@@ -191,14 +191,27 @@ fn local_object(path: &Path) -> Result<SourceObject> {
     })
 }
 
+/// Object store settings (`aws_region`, `aws_access_key_id`, ...) that override the
+/// environment's, from a configured source. Never printed: they may hold secrets.
+#[derive(Clone, Default)]
+pub struct StoreOptions(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+        write!(f, "StoreOptions({keys:?})")
+    }
+}
+
 /// The object store for a URL, configured from the environment the way each cloud's
-/// own tools are (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...).
-pub fn store_for(url: &Url) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
-    let (store, path) =
-        object_store::parse_url_opts(url, std::env::vars()).map_err(|e| Error::BadUrl {
-            url: url.to_string(),
-            message: e.to_string(),
-        })?;
+/// own tools are (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...), then
+/// from `options`.
+pub fn store_for(url: &Url, options: &StoreOptions) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+    let settings = std::env::vars().chain(options.0.iter().cloned());
+    let (store, path) = object_store::parse_url_opts(url, settings).map_err(|e| Error::BadUrl {
+        url: url.to_string(),
+        message: e.to_string(),
+    })?;
     Ok((Arc::from(store), path))
 }
 
@@ -213,12 +226,12 @@ fn unreadable(url: &str, e: object_store::Error) -> Error {
     }
 }
 
-async fn resolve_url(input: &str) -> Result<Vec<SourceObject>> {
+async fn resolve_url(input: &str, options: &StoreOptions) -> Result<Vec<SourceObject>> {
     let url = Url::parse(input).map_err(|e| Error::BadUrl {
         url: input.to_string(),
         message: e.to_string(),
     })?;
-    let (store, path) = store_for(&url)?;
+    let (store, path) = store_for(&url, options)?;
     let base = url_without_path(&url);
     let remote = |meta: ObjectMeta| SourceObject {
         url: format!("{base}/{}", meta.location),
@@ -262,7 +275,7 @@ pub struct Fetched {
 }
 
 /// Makes a source readable from local disk, downloading it when remote.
-pub async fn fetch(obj: &SourceObject) -> Result<Fetched> {
+pub async fn fetch(obj: &SourceObject, options: &StoreOptions) -> Result<Fetched> {
     if let Some(path) = obj.local_path() {
         return Ok(Fetched { path, _temp: None });
     }
@@ -270,7 +283,7 @@ pub async fn fetch(obj: &SourceObject) -> Result<Fetched> {
         url: obj.url.clone(),
         message: e.to_string(),
     })?;
-    let (store, path) = store_for(&url)?;
+    let (store, path) = store_for(&url, options)?;
     let result = store
         .get(&path)
         .await
@@ -308,10 +321,13 @@ mod tests {
             std::fs::write(dir.path().join(name), "{}").unwrap();
         }
         let d = dir.path().display().to_string();
-        let found = resolve(&[d.clone(), format!("{d}/*.jsonl")])
-            .await
-            .unwrap()
-            .objects;
+        let found = resolve(
+            &[d.clone(), format!("{d}/*.jsonl")],
+            &StoreOptions::default(),
+        )
+        .await
+        .unwrap()
+        .objects;
         let names: Vec<_> = found
             .iter()
             .map(|o| o.url.rsplit('/').next().unwrap().to_string())
@@ -323,7 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_path_is_named() {
-        let err = resolve(&["/no/such/export.jsonl".into()])
+        let err = resolve(&["/no/such/export.jsonl".into()], &StoreOptions::default())
             .await
             .unwrap_err();
         assert_eq!(

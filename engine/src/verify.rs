@@ -7,10 +7,11 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::catalog::{Catalog, SourceEntry};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::formats::{self, ExportKind};
 use crate::money::{Totals, TotalsBuilder};
-use crate::source;
+use crate::source::{self, StoreOptions};
 
 /// The check of one source.
 #[derive(Debug)]
@@ -32,8 +33,9 @@ impl SourceCheck {
     }
 }
 
-/// Verifies every source of the store at `dir`.
-pub async fn verify(dir: &Path) -> Result<Vec<SourceCheck>> {
+/// Verifies every source of the store at `dir`, reading remote sources with the
+/// settings of the configured source they come from.
+pub async fn verify(dir: &Path, config: &Config) -> Result<Vec<SourceCheck>> {
     let catalog = Catalog::open_existing(dir)?;
     let mut checks = Vec::new();
     for entry in &catalog.sources {
@@ -41,7 +43,10 @@ pub async fn verify(dir: &Path) -> Result<Vec<SourceCheck>> {
             path: dir.to_path_buf(),
             message: format!("unknown table {} in catalog", entry.table),
         })?;
-        let source_now = reread(entry, kind).await.map_err(|e| e.to_string());
+        let options = config.options_for(&entry.url)?;
+        let source_now = reread(entry, kind, &options)
+            .await
+            .map_err(|e| e.to_string());
         let stored = stored_totals(dir, entry, kind)?;
         checks.push(SourceCheck {
             source: source::display_url(&entry.url),
@@ -54,14 +59,14 @@ pub async fn verify(dir: &Path) -> Result<Vec<SourceCheck>> {
     Ok(checks)
 }
 
-async fn reread(entry: &SourceEntry, kind: ExportKind) -> Result<Totals> {
-    let objects = source::resolve(std::slice::from_ref(&entry.url))
+async fn reread(entry: &SourceEntry, kind: ExportKind, options: &StoreOptions) -> Result<Totals> {
+    let objects = source::resolve(std::slice::from_ref(&entry.url), options)
         .await?
         .objects;
     let obj = objects.into_iter().next().ok_or_else(|| Error::NotFound {
         path: source::display_url(&entry.url),
     })?;
-    let fetched = source::fetch(&obj).await?;
+    let fetched = source::fetch(&obj, options).await?;
     let mut reader = formats::open(&fetched.path, &obj.display(), None, entry.rejected > 0)?;
     let mut totals = TotalsBuilder::new(kind.money_columns());
     while let Some(batch) = reader.next_batch()? {

@@ -4,7 +4,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use billq_engine::Result;
+use billq_engine::config::Config;
 use billq_engine::convert::{ConvertOptions, convert as run_convert};
+use billq_engine::source::StoreOptions;
 use billq_engine::verify::verify as run_verify;
 
 use crate::progress_bar::Bar;
@@ -13,6 +15,7 @@ pub async fn convert(
     sources: &[String],
     out: &Path,
     lenient: bool,
+    store: StoreOptions,
     quiet: bool,
 ) -> Result<ExitCode> {
     let bar = Bar::new(quiet);
@@ -20,6 +23,7 @@ pub async fn convert(
         out: out.to_path_buf(),
         progress: Some(&bar),
         lenient,
+        store,
     };
     let report = run_convert(sources, &opts).await?;
     if !quiet {
@@ -61,8 +65,8 @@ pub async fn convert(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn verify(data: &Path, quiet: bool) -> Result<ExitCode> {
-    let checks = run_verify(data).await?;
+pub async fn verify(data: &Path, config: &Config, quiet: bool) -> Result<ExitCode> {
+    let checks = run_verify(data, config).await?;
     let mut failed = 0;
     for c in &checks {
         let status = if c.ok() { "OK" } else { "MISMATCH" };

@@ -41,8 +41,15 @@ pub async fn run(out: Option<PathBuf>, quiet: bool) -> Result<ExitCode> {
         std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
     }
     let store = out.unwrap_or_else(|| temp.path().join("store"));
-    super::convert::convert(&[inputs.display().to_string()], &store, false, quiet).await?;
-    let verified = super::convert::verify(&store, true).await?;
+    super::convert::convert(
+        &[inputs.display().to_string()],
+        &store,
+        false,
+        Default::default(),
+        quiet,
+    )
+    .await?;
+    let verified = super::convert::verify(&store, &Default::default(), true).await?;
     if verified != ExitCode::SUCCESS {
         return Ok(verified);
     }

@@ -8,6 +8,7 @@ mod shell;
 
 use std::process::ExitCode;
 
+use billq_engine::config::Config;
 use billq_engine::{Result, Session};
 
 use crate::args::{Cli, Command, TableArgs};
@@ -17,10 +18,29 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Convert {
             sources,
+            source,
+            config,
             out,
             lenient,
-        } => convert::convert(&sources, &out, lenient, cli.quiet).await,
-        Command::Verify { data } => convert::verify(&data, cli.quiet).await,
+        } => {
+            let (sources, store) = match source {
+                Some(name) => {
+                    let loaded = Config::load(&config)?;
+                    let source = loaded.source(&name, &config)?;
+                    (vec![source.url.clone()], source.store_options()?)
+                }
+                None => (sources, Default::default()),
+            };
+            convert::convert(&sources, &out, lenient, store, cli.quiet).await
+        }
+        Command::Verify { data, config } => {
+            let config = if config.exists() {
+                Config::load(&config)?
+            } else {
+                Config::default()
+            };
+            convert::verify(&data, &config, cli.quiet).await
+        }
         Command::Query(args) => query::run(args).await,
         Command::Tables(tables) => catalog::tables(&tables).await,
         Command::Schema { name, tables } => catalog::schema(&name, &tables).await,

@@ -218,3 +218,60 @@ fn a_missing_bucket_is_one_clear_error_and_leaves_the_store() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(catalog_bytes(store.path()), before);
 }
+
+#[test]
+fn a_configured_source_brings_its_own_endpoint_and_named_credentials() {
+    let s3 = S3Server::start();
+    s3.put("/acme-billing", b"");
+    s3.put(
+        "/acme-billing/cur/cur-1.csv",
+        &std::fs::read(testdata("aws/cur_legacy_2024-01_2024-02.csv")).unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("billq.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sources.prod-aws]\nurl = \"s3://acme-billing/cur/\"\naccount_name = \"Acme\"\n\
+             billing_account_id = \"111122223333\"\nregion = \"us-east-1\"\n\
+             endpoint = \"http://127.0.0.1:{}\"\nallow_http = true\n\
+             access_key_id_env = \"ACME_KEY\"\nsecret_access_key_env = \"ACME_SECRET\"\n",
+            s3.port
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let out = billq()
+        .args(["convert", "--source", "prod-aws", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&store)
+        .env("ACME_KEY", "testing")
+        .env("ACME_SECRET", "secret-value-never-printed")
+        .output()
+        .unwrap();
+    let log = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.starts_with("converted s3://acme-billing/cur/cur-1.csv -> aws_cur (5 rows, "),
+        "{log}"
+    );
+    assert!(!log.contains("secret-value-never-printed"));
+    let catalog = String::from_utf8(catalog_bytes(&store)).unwrap();
+    assert!(!catalog.contains("secret-value-never-printed") && !catalog.contains("testing"));
+
+    // A credential the config names but the environment lacks is one clear error.
+    let out = billq()
+        .args(["convert", "--source", "prod-aws", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&store)
+        .env("ACME_KEY", "testing")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "billq: s3://acme-billing/cur/: the config names $ACME_SECRET for aws_secret_access_key, but it is not set\n"
+    );
+}
