@@ -5,7 +5,6 @@ use std::sync::{Arc, LazyLock};
 use arrow::array::Decimal128Array;
 use arrow::datatypes::DataType;
 use datafusion::common::Result;
-use datafusion::common::utils::take_function_args;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
@@ -13,7 +12,8 @@ use datafusion::logical_expr::{
 use super::{check_credits_type, credit_sums};
 use crate::decimal::{PRECISION, SCALE, money_type};
 
-/// Sums `credits[].amount` of each row exactly, as NUMERIC; 0 when there are none.
+/// Sums `credits[].amount` of each row exactly, as NUMERIC, optionally of one credit
+/// `type`; 0 when there are none.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CreditsTotal {
     signature: Signature,
@@ -22,7 +22,13 @@ pub struct CreditsTotal {
 impl CreditsTotal {
     pub fn new() -> Self {
         Self {
-            signature: Signature::any(1, Volatility::Immutable),
+            signature: Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Any(1),
+                    datafusion::logical_expr::TypeSignature::Any(2),
+                ],
+                Volatility::Immutable,
+            ),
         }
     }
 }
@@ -39,12 +45,16 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
         "Exact sum of the amounts of a row's credits (GCP `credits` array), as NUMERIC \
          (Decimal128(38, 9)). NULL or empty credits give 0. The same as \
          `IFNULL((SELECT SUM(c.amount) FROM UNNEST(credits) c), 0)` without unnesting, exactly.",
-        "credits_total(credits)",
+        "credits_total(credits [, type])",
     )
     .with_sql_example(
         "SELECT invoice.month, SUM(credits_total(credits)) FROM gcp_billing_export GROUP BY 1",
     )
     .with_argument("credits", "An array of records with an `amount` field.")
+    .with_argument(
+        "type",
+        "Only credits of this `type` (`COMMITTED_USAGE_DISCOUNT`, `FREE_TIER`, ...).",
+    )
     .build()
 });
 
@@ -64,8 +74,7 @@ impl ScalarUDFImpl for CreditsTotal {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let [credits] = take_function_args(self.name(), &arrays)?;
-        let sums = credit_sums(credits)?;
+        let sums = credit_sums(&arrays[0], arrays.get(1))?;
         let out = Decimal128Array::from(sums).with_precision_and_scale(PRECISION, SCALE)?;
         Ok(ColumnarValue::Array(Arc::new(out)))
     }

@@ -35,7 +35,8 @@ fn check_credits_type(function: &str, t: &DataType) -> Result<()> {
 }
 
 /// Per row, the exact sum of `credits[].amount` at scale 9; NULL and empty lists sum to 0.
-fn credit_sums(credits: &ArrayRef) -> Result<Vec<i128>> {
+/// With `types`, only credits whose `type` equals the row's value count.
+fn credit_sums(credits: &ArrayRef, types: Option<&ArrayRef>) -> Result<Vec<i128>> {
     if credits.data_type().is_null() {
         return Ok(vec![0; credits.len()]);
     }
@@ -63,11 +64,25 @@ fn credit_sums(credits: &ArrayRef) -> Result<Vec<i128>> {
     let Some(amount) = records.and_then(|r| r.column_by_name("amount")) else {
         return exec_err!("credits have no amount field");
     };
+    let wanted = types
+        .map(|t| arrow::compute::cast(t, &DataType::Utf8))
+        .transpose()?;
+    let kinds = match (&wanted, records.and_then(|r| r.column_by_name("type"))) {
+        (Some(_), Some(k)) => Some(arrow::compute::cast(k, &DataType::Utf8)?),
+        (Some(_), None) => return exec_err!("credits have no type field to filter on"),
+        (None, _) => None,
+    };
     let mut sums = Vec::with_capacity(credits.len());
     for row in 0..credits.len() {
         let mut sum = 0i128;
         if credits.is_valid(row) {
             for i in offsets[row]..offsets[row + 1] {
+                if let (Some(w), Some(k)) = (&wanted, &kinds) {
+                    let (w, k) = (w.as_string::<i32>(), k.as_string::<i32>());
+                    if w.is_null(row) || k.is_null(i) || w.value(row) != k.value(i) {
+                        continue;
+                    }
+                }
                 if let Some(v) = crate::decimal::scaled_at(amount, i)? {
                     sum += v;
                 }

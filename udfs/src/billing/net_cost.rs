@@ -69,7 +69,7 @@ impl ScalarUDFImpl for NetCost {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let [cost, credits] = take_function_args(self.name(), &arrays)?;
-        let sums = credit_sums(credits)?;
+        let sums = credit_sums(credits, None)?;
         let out = (0..cost.len())
             .map(|i| Ok(scaled_at(cost, i)?.map(|c| c + sums[i])))
             .collect::<Result<Decimal128Array>>()?
