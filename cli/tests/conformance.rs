@@ -4,9 +4,11 @@
 //!
 //! Expected totals were summed independently (Python's `decimal` over the files' text).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use assert_cmd::Command;
+use assert_cmd::cargo::cargo_bin;
 
 fn shared() -> PathBuf {
     let path = std::env::var_os("BILLQ_SHARED")
@@ -145,6 +147,33 @@ const REFUSED: [(&str, &str, u64, u64); 2] = [
     ),
 ];
 
+/// Runs `billq convert [FLAGS] PATH --out STORE`.
+fn convert(path: &Path, store: &Path, flags: &[&str]) -> Output {
+    Command::new(cargo_bin!("billq"))
+        .arg("convert")
+        .args(flags)
+        .arg(path)
+        .arg("--out")
+        .arg(store)
+        .output()
+        .unwrap()
+}
+
+/// Asserts that `billq verify` reconciles all `sources` of the store.
+fn assert_verified(store: &Path, sources: usize) {
+    let out = Command::new(cargo_bin!("billq"))
+        .args(["verify", "--data"])
+        .arg(store)
+        .output()
+        .unwrap();
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.ends_with(&format!("{sources} source(s) verified, 0 mismatch(es)\n")),
+        "{report}"
+    );
+}
+
 #[test]
 #[ignore = "needs ../shared; run by .ci/run"]
 fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refused() {
@@ -155,16 +184,9 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
         root.display()
     );
     let store = tempfile::tempdir().unwrap();
-    let bin = assert_cmd::cargo::cargo_bin!("billq");
     for (file, table, rows, totals) in CASES {
         let path = root.join(file);
-        let out = Command::new(bin)
-            .arg("convert")
-            .arg(&path)
-            .arg("--out")
-            .arg(store.path())
-            .output()
-            .unwrap();
+        let out = convert(&path, store.path(), &[]);
         let log = String::from_utf8(out.stderr).unwrap();
         assert!(out.status.success(), "{file}: {log}");
         let expected = format!("converted {} -> {table} ({rows} rows, ", path.display());
@@ -177,36 +199,14 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
             assert!(shown, "{file}: {total}: {log}");
         }
     }
-    let out = Command::new(bin)
-        .args(["verify", "--data"])
-        .arg(store.path())
-        .output()
-        .unwrap();
-    let report = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "{report}");
-    assert!(
-        report.ends_with("14 source(s) verified, 0 mismatch(es)\n"),
-        "{report}"
-    );
+    assert_verified(store.path(), 14);
     for (file, error, kept, set_aside) in REFUSED {
         let path = root.join(file);
-        let out = Command::new(bin)
-            .arg("convert")
-            .arg(&path)
-            .arg("--out")
-            .arg(store.path())
-            .output()
-            .unwrap();
+        let out = convert(&path, store.path(), &[]);
         assert_eq!(out.status.code(), Some(1), "{file}");
         let expected = format!("billq: {}{error}\n", path.display());
         assert_eq!(String::from_utf8(out.stderr).unwrap(), expected);
-        let lenient = Command::new(bin)
-            .args(["convert", "--lenient"])
-            .arg(&path)
-            .arg("--out")
-            .arg(store.path())
-            .output()
-            .unwrap();
+        let lenient = convert(&path, store.path(), &["--lenient"]);
         let log = String::from_utf8(lenient.stderr).unwrap();
         assert!(lenient.status.success(), "{file}: {log}");
         assert!(log.contains(&format!("({kept} rows, ")), "{file}: {log}");
@@ -215,15 +215,5 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
             "{file}: {log}"
         );
     }
-    let out = Command::new(bin)
-        .args(["verify", "--data"])
-        .arg(store.path())
-        .output()
-        .unwrap();
-    let report = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "{report}");
-    assert!(
-        report.ends_with("16 source(s) verified, 0 mismatch(es)\n"),
-        "{report}"
-    );
+    assert_verified(store.path(), 16);
 }
