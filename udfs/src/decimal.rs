@@ -40,24 +40,38 @@ pub fn shortest_decimal(v: f64) -> Option<(i128, i32)> {
     Some((if negative { -mantissa } else { mantissa }, exponent))
 }
 
-/// The value of a double at scale 9: its shortest round-trip decimal, rounded half
-/// away from zero where that has more than 9 decimals.
-pub fn f64_to_scaled(v: f64) -> Option<i128> {
-    let (mantissa, exponent) = shortest_decimal(v)?;
-    let shift = exponent + SCALE as i32;
+/// `value / divisor`, rounded half away from zero.
+pub fn div_round(value: i128, divisor: i128) -> i128 {
+    let (q, r) = (value / divisor, value % divisor);
+    if r != 0 && r.unsigned_abs() * 2 >= divisor.unsigned_abs() {
+        if (value < 0) == (divisor < 0) {
+            q + 1
+        } else {
+            q - 1
+        }
+    } else {
+        q
+    }
+}
+
+/// `mantissa × 10^exponent` as an integer of `scale` decimals, rounded half away
+/// from zero past them; `None` when it does not fit.
+pub fn at_scale(mantissa: i128, exponent: i32, scale: i8) -> Option<i128> {
+    let shift = exponent + i32::from(scale);
     if shift >= 0 {
         mantissa.checked_mul(10i128.checked_pow(shift as u32)?)
     } else if shift < -38 {
         Some(0)
     } else {
-        let div = 10i128.pow((-shift) as u32);
-        let (q, r) = (mantissa / div, mantissa % div);
-        Some(if r.abs() * 2 >= div {
-            q + mantissa.signum()
-        } else {
-            q
-        })
+        Some(div_round(mantissa, 10i128.pow((-shift) as u32)))
     }
+}
+
+/// The value of a double at scale 9: its shortest round-trip decimal, rounded half
+/// away from zero where that has more than 9 decimals.
+pub fn f64_to_scaled(v: f64) -> Option<i128> {
+    let (mantissa, exponent) = shortest_decimal(v)?;
+    at_scale(mantissa, exponent, SCALE)
 }
 
 /// The `i`-th value of a numeric array at scale 9, or `None` when NULL.
@@ -86,18 +100,7 @@ pub fn scaled_at(array: &ArrayRef, i: usize) -> Result<Option<i128>> {
 
 /// A decimal of scale `s` at scale 9, rounding half away from zero.
 fn rescale(raw: i128, s: i8) -> Option<i128> {
-    let diff = SCALE as i32 - s as i32;
-    if diff >= 0 {
-        raw.checked_mul(10i128.checked_pow(diff as u32)?)
-    } else {
-        let div = 10i128.checked_pow((-diff) as u32)?;
-        let (q, r) = (raw / div, raw % div);
-        Some(if r.abs() * 2 >= div {
-            q + raw.signum()
-        } else {
-            q
-        })
-    }
+    at_scale(raw, -i32::from(s), SCALE)
 }
 
 #[cfg(test)]
@@ -120,6 +123,15 @@ mod tests {
         assert_eq!(shortest_decimal(1e-7), Some((1, -7)));
         assert_eq!(shortest_decimal(-79.140979), Some((-79140979, -6)));
         assert_eq!(shortest_decimal(0.0), Some((0, -1)));
+        assert_eq!(div_round(15, 10), 2);
+        assert_eq!(div_round(-15, 10), -2);
+        assert_eq!(div_round(14, -10), -1);
+        assert_eq!(div_round(-25, -10), 3);
+        assert_eq!(at_scale(1, -50, 24), Some(0));
+        assert_eq!(
+            at_scale(25_893_953_072_562_468, -21, 24),
+            Some(25_893_953_072_562_468_000)
+        );
         assert_eq!(rescale(15, 10), Some(2));
         assert_eq!(rescale(-15, 10), Some(-2));
         assert_eq!(rescale(7, 2), Some(70_000_000));

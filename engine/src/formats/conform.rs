@@ -10,7 +10,7 @@ use arrow::array::{
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, SchemaRef};
-use billq_udfs::decimal::shortest_decimal;
+use billq_udfs::decimal::{at_scale, shortest_decimal};
 
 use crate::error::Result;
 
@@ -77,18 +77,7 @@ fn exact_decimals(array: &ArrayRef, precision: u8, scale: i8) -> Result<Decimal1
         .iter()
         .map(|v| {
             let (mantissa, exponent) = shortest_decimal(v?)?;
-            let shift = exponent + i32::from(scale);
-            if shift >= 0 {
-                mantissa.checked_mul(10i128.checked_pow(shift as u32)?)
-            } else {
-                let div = 10i128.checked_pow((-shift) as u32)?;
-                let (q, r) = (mantissa / div, mantissa % div);
-                Some(if r.abs() * 2 >= div {
-                    q + mantissa.signum()
-                } else {
-                    q
-                })
-            }
+            at_scale(mantissa, exponent, scale)
         })
         .collect();
     Ok(out.with_precision_and_scale(precision, scale)?)

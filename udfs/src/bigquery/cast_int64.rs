@@ -6,6 +6,8 @@ use arrow::array::{Array, AsArray, Int64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Decimal128Type, Float64Type};
 use datafusion::common::utils::take_function_args;
+
+use crate::decimal::div_round;
 use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
@@ -72,12 +74,7 @@ impl ScalarUDFImpl for BqCastInt64 {
                     .iter()
                     .map(|v| {
                         v.map(|v| {
-                            let (q, r) = (v / div, v % div);
-                            let q = if r.abs() * 2 >= div {
-                                q + v.signum()
-                            } else {
-                                q
-                            };
+                            let q = div_round(v, div);
                             i64::try_from(q).or_else(|_| exec_err!("int64 overflow: {v}"))
                         })
                         .transpose()

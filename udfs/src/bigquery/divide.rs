@@ -6,6 +6,8 @@ use arrow::array::{Array, AsArray, Decimal128Array, Float64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Decimal128Type, Float64Type};
 use datafusion::common::utils::take_function_args;
+
+use crate::decimal::div_round;
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
@@ -100,15 +102,7 @@ impl ScalarUDFImpl for BqDivide {
                         let Some(n) = a.checked_mul(unit) else {
                             return exec_err!("numeric overflow in division");
                         };
-                        let (q, r) = (n / b, n % b);
-                        let away = if (r < 0) == (b < 0) { 1 } else { -1 };
-                        Ok(Some(
-                            if r != 0 && r.unsigned_abs() * 2 >= b.unsigned_abs() {
-                                q + away
-                            } else {
-                                q
-                            },
-                        ))
+                        Ok(Some(div_round(n, b)))
                     }
                     _ => Ok(None),
                 })

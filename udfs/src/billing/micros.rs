@@ -10,7 +10,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::decimal::scaled_at;
+use crate::decimal::{div_round, scaled_at};
 
 /// `x` × 1,000,000 as INT64, from the amount's exact decimal value, rounded half away
 /// from zero: the exact counterpart of `CAST(x * 1000000 AS INT64)`.
@@ -65,12 +65,7 @@ impl ScalarUDFImpl for Micros {
                 let Some(nanos) = scaled_at(x, i)? else {
                     return Ok(None);
                 };
-                let (q, r) = (nanos / 1000, nanos % 1000);
-                let q = if r.abs() >= 500 {
-                    q + nanos.signum()
-                } else {
-                    q
-                };
+                let q = div_round(nanos, 1000);
                 match i64::try_from(q) {
                     Ok(v) => Ok(Some(v)),
                     Err(_) => exec_err!("micros: {q} is out of the range of INT64"),
