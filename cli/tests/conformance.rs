@@ -200,6 +200,34 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
         }
     }
     assert_verified(store.path(), 14);
+
+    // koku's nise bucket: its manifest disagrees with its data (column list, billing
+    // period); converting the folder reports both and keeps the data's own view.
+    let bucket = root.join("realdata/aws-cur/koku_nise_local_bucket");
+    let (manifest, data) = (
+        bucket.join("koku-local-Manifest.json"),
+        bucket.join("koku-local-1.csv.gz"),
+    );
+    let nise = tempfile::tempdir().unwrap();
+    let out = convert(&bucket, nise.path(), &[]);
+    let log = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!(
+            "warning: {}: lists 57 columns, but {} has 130 (88 not listed, e.g. ",
+            manifest.display(),
+            data.display()
+        )) && log.contains("; 15 listed but absent, e.g. "),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "warning: {}: billing period 201808, but 12604 of 13380 rows of {} bill in other periods (201806: 3300, 201807: 9304): each row is stored under its own bill_billing_period_start_date\n",
+            manifest.display(),
+            data.display()
+        )),
+        "{log}"
+    );
     for (file, error, kept, set_aside) in REFUSED {
         let path = root.join(file);
         let out = convert(&path, store.path(), &[]);

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::formats::{self, ExportKind, Rejected};
 use crate::money::{Totals, TotalsBuilder};
 use crate::progress::Progress;
-use crate::source::{self, SourceObject, StoreOptions};
+use crate::source::{self, Resolved, SourceObject, StoreOptions};
 
 /// Rows per row group of stored files.
 const ROW_GROUP_ROWS: usize = 256 * 1024;
@@ -89,7 +89,7 @@ pub async fn convert(inputs: &[String], opts: &ConvertOptions<'_>) -> Result<Con
     let staging = out.join(STAGING_DIR).join(run_id());
     std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
 
-    let result = stage_all(&resolved.objects, &catalog, &staging, opts).await;
+    let result = stage_all(&resolved, &catalog, &staging, opts).await;
     let (staged, mut report) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -100,7 +100,7 @@ pub async fn convert(inputs: &[String], opts: &ConvertOptions<'_>) -> Result<Con
 
     // Commit: move files into place, then swap the catalog.
     let mut superseded: Vec<String> = Vec::new();
-    for delivery in &resolved.deliveries {
+    for delivery in resolved.deliveries.iter().filter(|d| d.supersedes) {
         let (old, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut catalog.sources)
             .into_iter()
             .partition(|s| {
@@ -138,14 +138,14 @@ pub async fn convert(inputs: &[String], opts: &ConvertOptions<'_>) -> Result<Con
 type Staged = Vec<(SourceEntry, Vec<(PathBuf, String)>)>;
 
 async fn stage_all(
-    objects: &[SourceObject],
+    resolved: &Resolved,
     catalog: &Catalog,
     staging: &Path,
     opts: &ConvertOptions<'_>,
 ) -> Result<(Staged, ConvertReport)> {
     let mut report = ConvertReport::default();
     let mut staged = Vec::new();
-    for obj in objects {
+    for obj in &resolved.objects {
         if catalog.source(&obj.url).is_some_and(|e| e.is_current(obj)) {
             report.unchanged.push(obj.display());
             continue;
@@ -160,6 +160,23 @@ async fn stage_all(
         }
         let (entry, files, warnings) = result?;
         report.warnings.extend(warnings);
+        if let Some(delivery) = resolved
+            .deliveries
+            .iter()
+            .filter(|d| d.current.contains(&obj.url))
+            .max_by_key(|d| d.supersedes)
+        {
+            let mut months = BTreeMap::new();
+            for f in &entry.files {
+                *months
+                    .entry(f.partition["invoice_month"].clone())
+                    .or_insert(0) += f.rows;
+            }
+            let columns: Vec<String> = entry.schema.iter().map(|(name, _)| name.clone()).collect();
+            report
+                .warnings
+                .extend(delivery.disagreements(&obj.display(), &columns, &months));
+        }
         report.converted.push(Converted {
             source: obj.display(),
             table: entry.table.clone(),

@@ -46,8 +46,8 @@ pub fn display_url(url: &str) -> String {
 }
 
 /// File name endings of export files picked up from directories and prefixes.
-const EXPORT_SUFFIXES: [&str; 7] = [
-    ".json", ".jsonl", ".ndjson", ".parquet", ".avro", ".gz", ".csv",
+const EXPORT_SUFFIXES: [&str; 8] = [
+    ".json", ".jsonl", ".ndjson", ".parquet", ".avro", ".gz", ".csv", ".zip",
 ];
 
 /// A file AWS writes beside the data that is no export: the Athena integration's status.

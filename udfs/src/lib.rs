@@ -15,6 +15,7 @@
 //! taken at the shortest decimal that reads back as the same double (the text the
 //! export carried), so sums of these results are exact.
 
+pub mod aws_name;
 pub mod bigquery;
 pub mod billing;
 pub mod decimal;

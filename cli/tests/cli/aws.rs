@@ -236,3 +236,106 @@ fn a_redelivered_period_replaces_the_earlier_assembly() {
     );
     assert_verified(&store);
 }
+
+const CUR2: &str = "aws/cur2/billing";
+
+#[test]
+fn cur2_export_reads_its_maps_and_tags_answer_like_legacy_cur() {
+    let store = tempfile::tempdir().unwrap();
+    let log = convert(store.path(), &[&testdata(CUR2), &testdata(CUR)]);
+    assert!(
+        log.contains("billing-00001.csv.gz -> aws_cur (5 rows, 1 file(s); line_item_blended_cost=0.1385, line_item_net_unblended_cost=0, line_item_unblended_cost=0.1385, pricing_public_on_demand_cost=0.0334, reservation_effective_cost=0, savings_plan_savings_plan_effective_cost=0.0624)"),
+        "{log}"
+    );
+    assert!(!log.contains("warning"), "{log}");
+    // Map columns from JSON text: numbers stay as written; tags by either key form.
+    let csv = query_csv(
+        store.path(),
+        "SELECT identity_line_item_id AS id, tag(resource_tags, 'user:Name') AS name, \
+         tag(resource_tags, 'user_team') AS team, product['region'] AS region, \
+         tag(discount, 'edp_discount') AS edp, discount_total_discount AS d \
+         FROM aws_cur WHERE identity_line_item_id IN ('a1', 'a2', 'c2-1', 'c2-2', 'c2-5') ORDER BY 1",
+    );
+    assert_eq!(
+        csv,
+        "id,name,team,region,edp,d\n\
+         a1,web-1,platform,,,\n\
+         a2,,data,,,\n\
+         c2-1,web-1,platform,us-east-1,,\n\
+         c2-2,logs,,us-east-1,,\n\
+         c2-5,,,us-east-1,-0.003,-0.003000000000000000000000\n"
+    );
+    // A CUR 2.0 query from Athena runs on both generations of rows.
+    let out = billq()
+        .args(["query", "--dialect", "athena", "--format", "csv", "--data"])
+        .arg(store.path())
+        .arg(
+            "SELECT resource_tags['user_name'] AS name, sum(line_item_unblended_cost) AS cost \
+             FROM aws_cur GROUP BY 1 ORDER BY 1",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "name,cost\n\
+         batch,0.192000000000000000000000\n\
+         logs,0.023000283820000000000000\n\
+         web-1,0.020800000000000000000000\n\
+         ,0.006300000000000000000000\n"
+    );
+    assert_verified(store.path());
+}
+
+#[test]
+fn dbr_zip_reads_as_its_csv() {
+    let store = tempfile::tempdir().unwrap();
+    let log = convert(
+        store.path(),
+        &[&testdata(
+            "aws/111122223333-aws-billing-detailed-line-items-with-resources-and-tags-2015-03.csv.zip",
+        )],
+    );
+    assert!(log.contains("-> aws_dbr (5 rows, "), "{log}");
+    assert!(log.contains("UnBlendedCost=0.0348074)"), "{log}");
+    assert_verified(store.path());
+}
+
+#[test]
+fn a_manifest_that_disagrees_with_its_data_is_reported_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(testdata(CUR), dir.path().join("cur-1.csv")).unwrap();
+    std::fs::write(
+        dir.path().join("cur-Manifest.json"),
+        r#"{"assemblyId": "a1", "reportKeys": ["/cur/20240101-20240201/a1/cur-1.csv"],
+            "billingPeriod": {"start": "20240101T000000.000Z", "end": "20240201T000000.000Z"},
+            "columns": [{"category": "identity", "name": "LineItemId"},
+                        {"category": "lineItem", "name": "UnblendedCost"},
+                        {"category": "lineItem", "name": "NotInTheData"}]}"#,
+    )
+    .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let log = convert(store.path(), &[dir.path()]);
+    let manifest = dir.path().join("cur-Manifest.json");
+    let data = dir.path().join("cur-1.csv");
+    assert!(
+        log.contains(&format!(
+            "warning: {}: lists 3 columns, but {} has 20 (18 not listed, e.g. bill_billing_period_end_date, bill_billing_period_start_date, bill_payer_account_id; 1 listed but absent, e.g. line_item_not_in_the_data): the file's own header is used\n",
+            manifest.display(),
+            data.display()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "warning: {}: billing period 202401, but 2 of 5 rows of {} bill in other periods (202402: 2): each row is stored under its own bill_billing_period_start_date\n",
+            manifest.display(),
+            data.display()
+        )),
+        "{log}"
+    );
+    let csv = query_csv(
+        store.path(),
+        "SELECT COUNT(*) AS n, SUM(line_item_unblended_cost) AS c FROM aws_cur",
+    );
+    assert_eq!(csv, "n,c\n5,0.103600283820000000000000\n");
+}

@@ -212,3 +212,110 @@ fn a_store_another_conversion_is_writing() {
         &[&testdata("seed-queries/data/cud_example.jsonl")],
     );
 }
+
+const DBR_ZIP: &str =
+    "aws/111122223333-aws-billing-detailed-line-items-with-resources-and-tags-2015-03.csv.zip";
+
+#[test]
+fn truncated_zip() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::read(testdata(DBR_ZIP)).unwrap();
+    let p = write(dir.path(), "cut.csv.zip", &full[..full.len() / 2]);
+    assert_eq!(
+        refused(&p),
+        format!(
+            "billq: {}: corrupt zip archive: invalid Zip archive: Could not find EOCD\n",
+            p.display()
+        )
+    );
+}
+
+#[test]
+fn zip_member_with_damaged_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(testdata(DBR_ZIP)).unwrap();
+    // The member's data starts after the 30-byte local header and its name.
+    let name_len = usize::from(u16::from_le_bytes([bytes[26], bytes[27]]));
+    bytes[30 + name_len + 40] ^= 0x55;
+    let p = write(dir.path(), "damaged.csv.zip", &bytes);
+    let err = refused(&p);
+    assert!(err.starts_with(&format!("billq: {}", p.display())), "{err}");
+    assert!(err.contains("corrupt compressed data: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn cur2_map_column_that_is_not_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "cur2.csv",
+        b"bill_payer_account_id,bill_billing_period_start_date,line_item_unblended_cost,resource_tags\n\
+          1,2024-03-01T00:00:00Z,1.5,\"{\"\"user_name\"\": \"\"a\"\"}\"\n\
+          1,2024-03-01T00:00:00Z,2.5,user_name=b\n",
+    );
+    assert_eq!(
+        refused(&p),
+        format!(
+            "billq: {}:3: column resource_tags: not a JSON object of values (expected value at line 1 column 1)\n",
+            p.display()
+        )
+    );
+}
+
+/// A CUR 2.0 export folder with the fixture's file under `data/BILLING_PERIOD=2024-03/`
+/// at each of `deliveries` (execution folders, or "" for the period folder itself).
+fn cur2_export(dir: &Path, deliveries: &[&str], manifest: Option<&str>) -> PathBuf {
+    let export = dir.join("billing");
+    let data = std::fs::read(testdata(
+        "aws/cur2/billing/data/BILLING_PERIOD=2024-03/billing-00001.csv.gz",
+    ))
+    .unwrap();
+    for d in deliveries {
+        let folder = export.join("data/BILLING_PERIOD=2024-03").join(d);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("billing-00001.csv.gz"), &data).unwrap();
+    }
+    if let Some(m) = manifest {
+        let folder = export.join("metadata/BILLING_PERIOD=2024-03");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("billing-Manifest.json"), m).unwrap();
+    }
+    export
+}
+
+#[test]
+fn several_deliveries_and_no_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = cur2_export(
+        dir.path(),
+        &["20240310T0000Z-e1", "20240311T0000Z-e2"],
+        None,
+    );
+    assert_eq!(
+        refused(&export),
+        format!(
+            "billq: {}/data/BILLING_PERIOD=2024-03/: 2 deliveries (20240310T0000Z-e1, 20240311T0000Z-e2) and no manifest to tell the current one; include the report's manifest\n",
+            export.display()
+        )
+    );
+}
+
+#[test]
+fn manifest_naming_a_file_that_is_not_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = cur2_export(
+        dir.path(),
+        &["e1"],
+        Some(
+            r#"{"dataFiles": ["s3://b/billing/data/BILLING_PERIOD=2024-03/e1/billing-00001.csv.gz", "s3://b/billing/data/BILLING_PERIOD=2024-03/e1/billing-00002.csv.gz"]}"#,
+        ),
+    );
+    assert_eq!(
+        refused(&export),
+        format!(
+            "billq: {0}/metadata/BILLING_PERIOD=2024-03/billing-Manifest.json: names {0}/data/BILLING_PERIOD=2024-03/e1/billing-00002.csv.gz, which is not there: an incomplete delivery\n",
+            export.display()
+        )
+    );
+}

@@ -34,7 +34,8 @@ use crate::progress::Progress;
 pub const SCALE: i8 = 24;
 
 /// The canonical schema of a CUR Parquet file: its doubles (costs, rates, amounts)
-/// become the exact decimals of the CSV path, its timestamps microseconds in UTC.
+/// become the exact decimals of the CSV path, its timestamps microseconds in UTC, and
+/// its maps (CUR 2.0's `product`, `discount`, ...) maps of text, as in CSV.
 pub fn canonical_parquet_schema(file: &Schema) -> SchemaRef {
     let fields: Vec<Field> = file
         .fields()
@@ -45,6 +46,7 @@ pub fn canonical_parquet_schema(file: &Schema) -> SchemaRef {
                 DataType::Timestamp(_, _) => {
                     DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into()))
                 }
+                DataType::Map(_, _) => map_type(),
                 other => other.clone(),
             };
             Field::new(f.name(), t, true)
@@ -68,33 +70,11 @@ pub fn detect(header: &[String]) -> Option<ExportKind> {
     }
 }
 
-/// AWS's Athena column name of a CUR header: `lineItem/UnblendedCost` →
-/// `line_item_unblended_cost`.
-pub fn athena_name(header: &str) -> String {
-    let mut out = String::with_capacity(header.len() + 8);
-    let chars: Vec<char> = header.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        if c.is_ascii_uppercase() {
-            let prev = i.checked_sub(1).map(|j| chars[j]);
-            let next = chars.get(i + 1);
-            let boundary = prev.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
-                || (prev.is_some_and(|p| p.is_ascii_uppercase())
-                    && next.is_some_and(|n| n.is_ascii_lowercase()));
-            if boundary && !out.ends_with('_') {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    out.trim_matches('_').to_string()
-}
+pub use billq_udfs::aws_name::athena_name;
 
-const NUMBER_WORDS: [&str; 9] = [
+const NUMBER_WORDS: [&str; 10] = [
     "cost",
+    "discount",
     "rate",
     "amount",
     "fee",
@@ -188,6 +168,38 @@ enum Column {
     Map(Vec<(String, usize)>),
     /// `RecordType` is one of the DBR's total rows.
     TotalRow(usize),
+    /// A CUR 2.0 map column, written in CSV as a JSON object.
+    JsonMap(usize),
+}
+
+/// CUR 2.0's map columns: in Parquet they are maps, in CSV JSON objects.
+const CUR2_MAPS: [&str; 5] = [
+    "resource_tags",
+    "cost_category",
+    "product",
+    "discount",
+    "tags",
+];
+
+/// A JSON object's entries as text: strings as they are, numbers and booleans as
+/// written (so amounts stay exact); `null` entries are left out.
+fn json_entries(text: &str) -> serde_json::Result<Vec<(String, String)>> {
+    let map: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+        serde_json::from_str(text)?;
+    let mut out = Vec::with_capacity(map.len());
+    for (key, raw) in map {
+        let raw = raw.get();
+        if raw == "null" {
+            continue;
+        }
+        let value = if raw.starts_with('"') {
+            serde_json::from_str::<String>(raw)?
+        } else {
+            raw.to_string()
+        };
+        out.push((key, value));
+    }
+    Ok(out)
 }
 
 /// Facts about a file from the first pass.
@@ -226,6 +238,13 @@ fn line_of(position: Option<&csv::Position>) -> u64 {
 }
 
 fn csv_error(display: &str, e: csv::Error) -> Error {
+    if let csv::ErrorKind::Io(io) = e.kind() {
+        // A broken compressed stream: the csv crate does not know the line.
+        return Error::BadFile {
+            path: display.to_string(),
+            message: super::io_message(io),
+        };
+    }
     let line = line_of(e.position());
     Error::BadRow {
         path: display.to_string(),
@@ -234,8 +253,13 @@ fn csv_error(display: &str, e: csv::Error) -> Error {
     }
 }
 
-fn survey(path: &Path, display: &str, gzip: bool, lenient: bool) -> Result<(ExportKind, Survey)> {
-    let mut reader = csv_reader(open_text(path, gzip, None)?);
+fn survey(
+    path: &Path,
+    display: &str,
+    packing: super::Packing,
+    lenient: bool,
+) -> Result<(ExportKind, Survey)> {
+    let mut reader = csv_reader(open_text(path, packing, None)?);
     let header: Vec<String> = reader
         .headers()
         .map_err(|e| csv_error(display, e))?
@@ -260,10 +284,13 @@ fn survey(path: &Path, display: &str, gzip: bool, lenient: bool) -> Result<(Expo
         })
         .collect();
     // Tag and cost category values become map entries, always text.
+    let json = |h: &str| kind == ExportKind::AwsCur && CUR2_MAPS.contains(&h);
     let mapped = |h: &str| {
-        kind == ExportKind::AwsCur
-            && (h.starts_with("resourceTags/") || h.starts_with("costCategory/"))
+        json(h)
+            || (kind == ExportKind::AwsCur
+                && (h.starts_with("resourceTags/") || h.starts_with("costCategory/")))
     };
+    let json: Vec<bool> = header.iter().map(|h| json(h)).collect();
     let mut numeric: Vec<bool> = header
         .iter()
         .map(|h| !mapped(h) && numeric_name(h))
@@ -298,6 +325,15 @@ fn survey(path: &Path, display: &str, gzip: bool, lenient: bool) -> Result<(Expo
         for (i, value) in record.iter().enumerate() {
             if value.is_empty() {
                 continue;
+            }
+            if json[i]
+                && let Err(e) = json_entries(value)
+            {
+                return Err(Error::BadRow {
+                    path: display.to_string(),
+                    line,
+                    message: format!("column {}: not a JSON object of values ({e})", header[i]),
+                });
             }
             if numeric[i] && parse_decimal(value).is_none() {
                 if money[i] {
@@ -364,13 +400,13 @@ impl<'p> AwsCsv<'p> {
     pub fn open(
         path: &Path,
         display: &str,
-        gzip: bool,
+        packing: super::Packing,
         progress: Option<&'p dyn Progress>,
         lenient: bool,
     ) -> Result<Self> {
-        let (kind, survey) = survey(path, display, gzip, lenient)?;
+        let (kind, survey) = survey(path, display, packing, lenient)?;
         let (fields, columns) = plan(kind, &survey);
-        let reader = csv_reader(open_text(path, gzip, progress)?);
+        let reader = csv_reader(open_text(path, packing, progress)?);
         Ok(Self {
             display: display.to_string(),
             kind,
@@ -410,6 +446,11 @@ fn plan(kind: ExportKind, s: &Survey) -> (Vec<Field>, Vec<Column>) {
     let mut categories = Vec::new();
     for (i, h) in s.header.iter().enumerate() {
         if kind == ExportKind::AwsCur {
+            if CUR2_MAPS.contains(&h.as_str()) {
+                fields.push(Field::new(h, map_type(), true));
+                columns.push(Column::JsonMap(i));
+                continue;
+            }
             if let Some(key) = h.strip_prefix("resourceTags/") {
                 tags.push((key.to_string(), i));
                 continue;
@@ -489,6 +530,19 @@ impl AwsCsv<'_> {
                             .for_each(|r| b.append_value(TOTAL_ROWS.contains(&&r[*i])));
                         Arc::new(b.finish())
                     }
+                    Column::JsonMap(i) => {
+                        let mut b =
+                            MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+                        for r in records {
+                            // Checked in the survey: every value parses.
+                            for (key, value) in json_entries(&r[*i]).unwrap_or_default() {
+                                b.keys().append_value(key);
+                                b.values().append_value(value);
+                            }
+                            b.append(true)?;
+                        }
+                        Arc::new(b.finish())
+                    }
                     Column::Map(entries) => {
                         let mut b =
                             MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
@@ -564,29 +618,6 @@ impl BatchSource for AwsCsv<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn athena_names_follow_aws_rule() {
-        for (header, name) in [
-            ("lineItem/UnblendedCost", "line_item_unblended_cost"),
-            ("bill/PayerAccountId", "bill_payer_account_id"),
-            ("identity/LineItemId", "identity_line_item_id"),
-            (
-                "pricing/publicOnDemandCost",
-                "pricing_public_on_demand_cost",
-            ),
-            (
-                "savingsPlan/SavingsPlanEffectiveCost",
-                "savings_plan_savings_plan_effective_cost",
-            ),
-            ("product/usagetype", "product_usagetype"),
-            ("product/fromRegionCode", "product_from_region_code"),
-            ("product/ebsOptimized", "product_ebs_optimized"),
-            ("reservation/EBSOptimized", "reservation_ebs_optimized"),
-        ] {
-            assert_eq!(athena_name(header), name, "{header}");
-        }
-    }
 
     #[test]
     fn money_is_exact_and_names_decide_what_is_money() {

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Array, ListArray, RecordBatch, StructArray, new_null_array,
+    Array, ArrayRef, AsArray, Decimal128Array, ListArray, MapArray, RecordBatch, StringArray,
+    StructArray, new_null_array,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, SchemaRef};
@@ -61,10 +62,47 @@ pub fn conform(array: &ArrayRef, target: &DataType) -> Result<ArrayRef> {
                 l.nulls().cloned(),
             )?))
         }
+        (DataType::Map(_, _), DataType::Map(entries, sorted)) => {
+            let m = array.as_map();
+            let DataType::Struct(kv) = entries.data_type() else {
+                return Ok(cast(array, target)?);
+            };
+            let keys = conform(m.keys(), kv[0].data_type())?;
+            let values = conform(m.values(), kv[1].data_type())?;
+            let entries_array = StructArray::try_new(kv.clone(), vec![keys, values], None)?;
+            Ok(Arc::new(MapArray::try_new(
+                entries.clone(),
+                m.offsets().clone(),
+                entries_array,
+                m.nulls().cloned(),
+                *sorted,
+            )?))
+        }
         (DataType::Float64, DataType::Decimal128(precision, scale)) => {
             Ok(Arc::new(exact_decimals(array, *precision, *scale)?))
         }
+        (DataType::Float64, DataType::Utf8) => Ok(Arc::new(
+            array
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| shortest_decimal(v?).map(|(m, e)| plain_decimal(m, e)))
+                .collect::<StringArray>(),
+        )),
         _ => Ok(cast(array, target)?),
+    }
+}
+
+/// `mantissa × 10^exponent` written out without an exponent.
+fn plain_decimal(mantissa: i128, exponent: i32) -> String {
+    let digits = mantissa.unsigned_abs().to_string();
+    let sign = if mantissa < 0 { "-" } else { "" };
+    match usize::try_from(-exponent) {
+        Err(_) => format!("{sign}{digits}{}", "0".repeat(exponent as usize)),
+        Ok(k) if digits.len() > k => {
+            let (int, frac) = digits.split_at(digits.len() - k);
+            format!("{sign}{int}.{frac}")
+        }
+        Ok(k) => format!("{sign}0.{}{digits}", "0".repeat(k - digits.len())),
     }
 }
 
@@ -86,7 +124,7 @@ fn exact_decimals(array: &ArrayRef, precision: u8, scale: i8) -> Result<Decimal1
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Float32Array, Float64Array, StringArray};
+    use arrow::array::{Float32Array, Float64Array};
 
     #[test]
     fn doubles_become_the_decimals_they_were_written_as() {
@@ -100,6 +138,12 @@ mod tests {
         assert_eq!(d.value_as_string(0), "0.100000000000000000000000");
         assert!(d.is_null(1));
         assert_eq!(d.value_as_string(2), "0.000025893953072562468000");
+        let text = conform(&input, &DataType::Utf8).unwrap();
+        let text = text.as_string::<i32>();
+        assert_eq!(text.value(0), "0.1");
+        assert_eq!(text.value(2), "0.000025893953072562468");
+        assert_eq!(plain_decimal(-125, 1), "-1250");
+        assert_eq!(plain_decimal(5, -3), "0.005");
     }
     use arrow::datatypes::{Field, Fields};
 

@@ -42,10 +42,10 @@ impl<'p> Extract<'p> {
     pub fn avro(
         path: &Path,
         display: &str,
-        gzip: bool,
+        packing: super::Packing,
         progress: Option<&'p dyn Progress>,
     ) -> Result<Self> {
-        let text = open_text(path, gzip, progress)?;
+        let text = open_text(path, packing, progress)?;
         let reader = arrow_avro::reader::ReaderBuilder::new()
             .with_batch_size(BATCH_SIZE)
             .build(text)

@@ -24,8 +24,8 @@ pub struct FileExport {
 }
 
 /// Parses the array and checks that it is a GCP file export.
-pub fn open(path: &Path, display: &str, gzip: bool) -> Result<FileExport> {
-    let reader = open_text(path, gzip, None)?;
+pub fn open(path: &Path, display: &str, packing: super::Packing) -> Result<FileExport> {
+    let reader = open_text(path, packing, None)?;
     let value: Value = serde_json::from_reader(reader).map_err(|e| Error::BadRow {
         path: display.to_string(),
         line: e.line() as u64,

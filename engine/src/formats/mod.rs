@@ -10,9 +10,10 @@ mod extract;
 pub mod gcp;
 mod gcp_file_export;
 mod ndjson;
+mod packing;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,6 +22,8 @@ use arrow::datatypes::SchemaRef;
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+pub use packing::Packing;
+use packing::open_text;
 
 /// Rows per record batch read from a source.
 pub const BATCH_SIZE: usize = 8192;
@@ -167,23 +170,21 @@ pub enum Encoding {
     Csv,
 }
 
-/// What [`sniff`] found: the encoding and whether it is gzip-compressed.
+/// What [`sniff`] found: the encoding and how the file packs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sniffed {
     pub encoding: Encoding,
-    pub gzip: bool,
+    pub packing: Packing,
 }
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// Recognises a local file's encoding from its content (through gzip, for all but
-/// Parquet, which cannot be read from a stream).
+/// Recognises a local file's encoding from its content (through gzip or zip, for all
+/// but Parquet, which cannot be read from a stream).
 pub fn sniff(path: &Path, display: &str) -> Result<Sniffed> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut raw = [0u8; 4];
     let n = read_up_to(file, &mut raw).map_err(|e| Error::io(path, e))?;
-    let gzip = n >= 2 && raw[..2] == GZIP_MAGIC;
-    let mut reader = open_text(path, gzip, None)?;
+    let packing = packing::detect(path, display, &raw[..n])?;
+    let mut reader = open_text(path, packing, None)?;
     let mut head = [0u8; 4];
     let n = read_up_to(&mut reader, &mut head).map_err(|e| read_error(display, 1, e))?;
     let head = &head[..n];
@@ -199,7 +200,7 @@ pub fn sniff(path: &Path, display: &str) -> Result<Sniffed> {
                 path: display.to_string(),
             });
         }
-        Some(_) if !gzip && head == b"PAR1" => Encoding::Parquet,
+        Some(_) if packing == Packing::Plain && head == b"PAR1" => Encoding::Parquet,
         Some(_) if head == b"Obj\x01" => Encoding::Avro,
         Some(b'{') => Encoding::NdJson,
         Some(b'[') => Encoding::JsonArray,
@@ -214,7 +215,7 @@ pub fn sniff(path: &Path, display: &str) -> Result<Sniffed> {
             });
         }
     };
-    Ok(Sniffed { encoding, gzip })
+    Ok(Sniffed { encoding, packing })
 }
 
 /// Opens the export file at `path` for reading as batches. With `lenient`, rows of
@@ -230,61 +231,47 @@ pub fn open<'p>(
         Encoding::NdJson => Ok(Box::new(ndjson::JsonLines::open(
             path,
             display,
-            sniffed.gzip,
+            sniffed.packing,
             progress,
         )?)),
         Encoding::JsonArray => Ok(Box::new(gcp_file_export::open(
             path,
             display,
-            sniffed.gzip,
+            sniffed.packing,
         )?)),
         Encoding::Parquet => Ok(Box::new(extract::Extract::parquet(path, display)?)),
         Encoding::Csv => Ok(Box::new(aws::AwsCsv::open(
             path,
             display,
-            sniffed.gzip,
+            sniffed.packing,
             progress,
             lenient,
         )?)),
         Encoding::Avro => Ok(Box::new(extract::Extract::avro(
             path,
             display,
-            sniffed.gzip,
+            sniffed.packing,
             progress,
         )?)),
     }
 }
 
-/// A buffered text reader over a file, through gzip when it is compressed, counting
-/// the compressed bytes it reads into `progress`.
-fn open_text<'p>(
-    path: &Path,
-    gzip: bool,
-    progress: Option<&'p dyn Progress>,
-) -> Result<Box<dyn BufRead + Send + 'p>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let counted = crate::progress::Counting::new(file, progress);
-    Ok(if gzip {
-        Box::new(BufReader::with_capacity(
-            1 << 16,
-            flate2::read::MultiGzDecoder::new(BufReader::new(counted)),
-        ))
-    } else {
-        Box::new(BufReader::with_capacity(1 << 16, counted))
-    })
-}
-
-/// Turns an I/O error met while reading line `line` of a file into a user-facing one.
-fn read_error(display: &str, line: u64, e: std::io::Error) -> Error {
-    let message = match e.kind() {
+/// What an I/O error met while unpacking a file means to a user.
+fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
         std::io::ErrorKind::UnexpectedEof => {
             "truncated gzip stream (unexpected end of file)".to_string()
         }
         std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
-            format!("corrupt gzip stream: {e}")
+            format!("corrupt compressed data: {e}")
         }
         _ => e.to_string(),
-    };
+    }
+}
+
+/// Turns an I/O error met while reading line `line` of a file into a user-facing one.
+fn read_error(display: &str, line: u64, e: std::io::Error) -> Error {
+    let message = io_message(&e);
     Error::BadRow {
         path: display.to_string(),
         line,

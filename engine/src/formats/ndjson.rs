@@ -34,10 +34,10 @@ impl<'p> JsonLines<'p> {
     pub fn open(
         path: &Path,
         display: &str,
-        gzip: bool,
+        packing: super::Packing,
         progress: Option<&'p dyn Progress>,
     ) -> Result<Self> {
-        let inferred = infer(path, display, gzip)?;
+        let inferred = infer(path, display, packing)?;
         let kind = gcp::detect_kind(inferred.fields().iter().map(|f| f.name().as_str()))
             .ok_or_else(|| Error::UnknownFormat {
                 path: display.to_string(),
@@ -51,7 +51,7 @@ impl<'p> JsonLines<'p> {
             display: display.to_string(),
             kind,
             schema,
-            reader: open_text(path, gzip, progress)?,
+            reader: open_text(path, packing, progress)?,
             decoder,
             line: 0,
             pending: Vec::with_capacity(BATCH_SIZE),
@@ -137,8 +137,8 @@ fn bad_value(display: &str, line: u64, e: arrow::error::ArrowError) -> Error {
 }
 
 /// First pass: every line must be a JSON object; their fields make the schema.
-fn infer(path: &Path, display: &str, gzip: bool) -> Result<arrow::datatypes::Schema> {
-    let mut reader = open_text(path, gzip, None)?;
+fn infer(path: &Path, display: &str, packing: super::Packing) -> Result<arrow::datatypes::Schema> {
+    let mut reader = open_text(path, packing, None)?;
     let mut failure: Option<Error> = None;
     let mut line = 0u64;
     let mut rows = 0u64;

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `date_format(ts, '%Y-%m-%d %H:%i:%s')` (MySQL specifiers) | `to_char(ts, '%Y-%m-%d %H:%M:%S')` |
 //! | `element_at(map_or_array, k)` | `map_or_array[k]` |
+//! | `resource_tags['user_name']`, `element_at(m, 'k')` (a text key) | `tag(m, 'k')`, which also finds a legacy CUR's `user:Name` |
 //! | `year(x)`, `month(x)`, `day(x)`, `hour(x)`, `quarter(x)` | `date_part('year', x)`, ... |
 //! | `date_add('day', n, ts)` (n a literal) | `ts + INTERVAL 'n day'` |
 //! | `from_iso8601_timestamp(s)`, `array_join(a, sep)`, `contains(a, x)` | `to_timestamp(s)`, `array_to_string(a, sep)`, `array_has(a, x)` |
@@ -81,7 +82,19 @@ fn chrono_format(mysql: &str) -> String {
     out
 }
 
+/// `tag(map, 'key')`: a map entry by key, where a legacy CUR's `user:Name` and
+/// CUR 2.0's `user_name` are the same tag.
+fn map_entry(map: &Expr, key: &Expr) -> Expr {
+    template("tag(A, B)", &[("A", map), ("B", key)])
+}
+
 fn convert(e: &Expr) -> Result<Option<Expr>> {
+    if let Expr::CompoundFieldAccess { root, access_chain } = e
+        && let [AccessExpr::Subscript(Subscript::Index { index })] = access_chain.as_slice()
+        && literal_text(index).is_some()
+    {
+        return Ok(Some(map_entry(root, index)));
+    }
     let Expr::Function(f) = e else {
         return Ok(None);
     };
@@ -105,6 +118,9 @@ fn convert(e: &Expr) -> Result<Option<Expr>> {
                 &format!("to_char(A, {})", string_literal(&chrono_format(format))),
                 &[("A", &args[0])],
             ))
+        }
+        ("ELEMENT_AT", 2) if literal_text(&args[1]).is_some() => {
+            Some(map_entry(&args[0], &args[1]))
         }
         ("ELEMENT_AT", 2) => Some(Expr::CompoundFieldAccess {
             root: Box::new(args[0].clone()),
@@ -162,8 +178,12 @@ mod tests {
                 "SELECT to_char(t, '%H:%M:%S') FROM x",
             ),
             (
-                "SELECT element_at(resource_tags, 'user:Name') FROM x",
-                "SELECT resource_tags['user:Name'] FROM x",
+                "SELECT element_at(resource_tags, 'user:Name'), product['region'] FROM x",
+                "SELECT tag(resource_tags, 'user:Name'), tag(product, 'region') FROM x",
+            ),
+            (
+                "SELECT element_at(a, 1), a[2] FROM x",
+                "SELECT a[1], a[2] FROM x",
             ),
             (
                 "SELECT year(d), month(d) FROM x",

@@ -12,6 +12,8 @@ use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
+use crate::aws_name::athena_name;
+
 /// What a lookup returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lookup {
@@ -75,7 +77,15 @@ static TAG_DOC: LazyLock<Documentation> = LazyLock::new(|| {
         "The value of the tag with this key (in this namespace, if given), or NULL.",
         "tag(tags, key [, namespace])",
     )
-    .with_argument("tags", "An array of {key, value, namespace} records.")
+    .with_sql_example(
+        "SELECT tag(resource_tags, 'user:Name') AS name, SUM(line_item_unblended_cost) FROM aws_cur GROUP BY 1",
+    )
+    .with_argument(
+        "tags",
+        "An array of {key, value, namespace} records (GCP), or a map (AWS `resource_tags`, \
+         where a key not found as written is matched by AWS's column naming rule, so \
+         `user:Name` also finds CUR 2.0's `user_name`).",
+    )
     .with_argument("key", "The tag key.")
     .with_argument("namespace", "The tag's namespace (the parent resource id).")
     .build()
@@ -161,29 +171,43 @@ impl ScalarUDFImpl for KeyLookup {
             }
             _ => None,
         };
+        // In maps (AWS tags), a key not found as written is looked for in the other
+        // form AWS writes it in: `user:Name` (legacy CUR) finds CUR 2.0's `user_name`,
+        // and `user_name` finds `user:Name`; `user:Name` never finds `user:name`.
+        let by_aws_name = matches!(arrays[0].data_type(), DataType::Map(..));
         if let Some((offsets, entry_keys, values, entry_ns)) = entries {
             for row in 0..rows {
                 if arrays[0].is_null(row) || keys.is_null(row) {
                     continue;
                 }
-                for i in offsets[row] as usize..offsets[row + 1] as usize {
-                    let ns_ok = match (&namespaces, &entry_ns) {
-                        (Some(want), Some(have)) => {
-                            !want.is_null(row)
-                                && have.is_valid(i)
-                                && have.value(i) == want.value(row)
-                        }
-                        (Some(_), None) => false,
-                        (None, _) => true,
-                    };
-                    if ns_ok && entry_keys.is_valid(i) && entry_keys.value(i) == keys.value(row) {
-                        present[row] = true;
-                        found[row] = values
-                            .as_ref()
-                            .filter(|v| v.is_valid(i))
-                            .map(|v| v.value(i).to_string());
-                        break;
+                let range = offsets[row] as usize..offsets[row + 1] as usize;
+                let ns_ok = |i: usize| match (&namespaces, &entry_ns) {
+                    (Some(want), Some(have)) => {
+                        !want.is_null(row) && have.is_valid(i) && have.value(i) == want.value(row)
                     }
+                    (Some(_), None) => false,
+                    (None, _) => true,
+                };
+                let at = range
+                    .clone()
+                    .find(|&i| {
+                        ns_ok(i) && entry_keys.is_valid(i) && entry_keys.value(i) == keys.value(row)
+                    })
+                    .or_else(|| {
+                        let wanted = keys.value(row);
+                        let wanted_name = athena_name(wanted);
+                        range.clone().filter(|_| by_aws_name).find(|&i| {
+                            entry_keys.is_valid(i)
+                                && (entry_keys.value(i) == wanted_name
+                                    || athena_name(entry_keys.value(i)) == wanted)
+                        })
+                    });
+                if let Some(i) = at {
+                    present[row] = true;
+                    found[row] = values
+                        .as_ref()
+                        .filter(|v| v.is_valid(i))
+                        .map(|v| v.value(i).to_string());
                 }
             }
         }
