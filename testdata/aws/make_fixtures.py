@@ -5,6 +5,9 @@
   `metadata/BILLING_PERIOD=2024-03/billing-Manifest.json` (`dataFiles`, `columns`,
   `billingPeriod`). Map columns (`product`, `resource_tags`, `cost_category`,
   `discount`) are JSON objects, as in AWS's CSV; tag keys are CUR 2.0's `user_*`.
+- `cur2_parquet/billing/`: the same export's April 2024 in Parquet (needs pyarrow), as
+  Data Exports writes it: doubles for amounts, `map<string,string>` columns and
+  `discount` as `map<string,double>`.
 - the Detailed Billing Report fixture as AWS delivers it: one CSV inside a zip.
 
 Deterministic (gzip mtime 0, fixed zip timestamps): `python3 testdata/aws/make_fixtures.py`.
@@ -119,6 +122,44 @@ def cur2():
     meta.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+def cur2_parquet():
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = HERE / "cur2_parquet" / "billing" / "data" / "BILLING_PERIOD=2024-04"
+    base.mkdir(parents=True, exist_ok=True)
+    rows = [
+        row(1, "Usage", "AmazonEC2", "BoxUsage:t3.micro", "0.0208", "2", EC2,
+            {"user_name": "web-1", "user_team": "platform"}, {"CostCenter": "CC-100"}),
+        row(2, "Usage", "AmazonS3", "TimedStorage-ByteHrs", "0.046", "2", S3, {"user_name": "logs"}),
+        row(5, "EdpDiscount", "AmazonEC2", "", "-0.0021", "", EC2, None,
+            discount={"total_discount": -0.0021, "edp_discount": -0.0021}),
+    ]
+    for r in rows:
+        for k, v in list(r.items()):
+            if isinstance(v, str) and v.startswith("2024-03"):
+                r[k] = "2024-04" + v[7:]
+        r["bill_billing_period_start_date"] = "2024-04-01T00:00:00.000Z"
+        r["bill_billing_period_end_date"] = "2024-05-01T00:00:00.000Z"
+        r["identity_line_item_id"] = r["identity_line_item_id"].replace("c2-", "p2-")
+
+    def column(name):
+        values = [r[name] for r in rows]
+        kind = TYPES[name]
+        if kind == "double":
+            return pa.array([float(v) if v != "" else None for v in values], pa.float64())
+        if kind == "timestamp":
+            return pa.array([v[:19] if v else None for v in values], pa.string()).cast(pa.timestamp("ms"))
+        if kind.startswith("map"):
+            value_type = pa.float64() if name == "discount" else pa.string()
+            maps = [list(json.loads(v).items()) if v else [] for v in values]
+            return pa.array(maps, pa.map_(pa.string(), value_type))
+        return pa.array([v if v != "" else None for v in values], pa.string())
+
+    table = pa.table({c: column(c) for c in COLUMNS})
+    pq.write_table(table, base / "billing-00001.snappy.parquet", compression="snappy")
+
+
 def dbr_zip():
     name = "dbr_111122223333-aws-billing-detailed-line-items-with-resources-and-tags-2015-03.csv"
     with zipfile.ZipFile(HERE / (name[4:] + ".zip"), "w", zipfile.ZIP_DEFLATED) as z:
@@ -129,4 +170,5 @@ def dbr_zip():
 
 if __name__ == "__main__":
     cur2()
+    cur2_parquet()
     dbr_zip()

@@ -339,3 +339,34 @@ fn a_manifest_that_disagrees_with_its_data_is_reported_not_trusted() {
     );
     assert_eq!(csv, "n,c\n5,0.103600283820000000000000\n");
 }
+
+#[test]
+fn cur2_parquet_maps_land_as_the_csv_maps_do() {
+    let store = tempfile::tempdir().unwrap();
+    let log = convert(
+        store.path(),
+        &[&testdata(CUR2), &testdata("aws/cur2_parquet/billing")],
+    );
+    assert!(
+        log.contains("billing-00001.snappy.parquet -> aws_cur (3 rows, 1 file(s); line_item_blended_cost=0.0647, line_item_net_unblended_cost=0, line_item_unblended_cost=0.0647,"),
+        "{log}"
+    );
+    let csv = query_csv(
+        store.path(),
+        "SELECT date_trunc('month', bill_billing_period_start_date) AS m, \
+         tag(resource_tags, 'user:Name') AS name, tag(discount, 'edp_discount') AS edp, \
+         SUM(line_item_unblended_cost) AS c FROM aws_cur GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    );
+    assert_eq!(
+        csv,
+        "m,name,edp,c\n\
+         2024-03-01T00:00:00Z,logs,,0.023000000000000000000000\n\
+         2024-03-01T00:00:00Z,web-1,,0.010400000000000000000000\n\
+         2024-03-01T00:00:00Z,,-0.003,-0.003000000000000000000000\n\
+         2024-03-01T00:00:00Z,,,0.108100000000000000000000\n\
+         2024-04-01T00:00:00Z,logs,,0.046000000000000000000000\n\
+         2024-04-01T00:00:00Z,web-1,,0.020800000000000000000000\n\
+         2024-04-01T00:00:00Z,,-0.0021,-0.002100000000000000000000\n"
+    );
+    assert_verified(store.path());
+}
