@@ -119,7 +119,7 @@ impl SourceConfig {
 
 /// The keys of one profile of the AWS shared credentials file
 /// (`$AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`).
-fn profile_credentials(profile: &str) -> Result<Vec<(String, String)>> {
+pub(crate) fn profile_credentials(profile: &str) -> Result<Vec<(String, String)>> {
     let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")))

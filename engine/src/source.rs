@@ -207,7 +207,18 @@ impl std::fmt::Debug for StoreOptions {
 /// own tools are (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...), then
 /// from `options`.
 pub fn store_for(url: &Url, options: &StoreOptions) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
-    let settings = std::env::vars().chain(options.0.iter().cloned());
+    let mut settings: Vec<(String, String)> = std::env::vars().collect();
+    settings.extend(options.0.iter().cloned());
+    // AWS's chain: keys in the environment (or the config), else `$AWS_PROFILE`'s.
+    let has_key = settings
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("aws_access_key_id"));
+    if url.scheme() == "s3"
+        && !has_key
+        && let Ok(profile) = std::env::var("AWS_PROFILE")
+    {
+        settings.extend(crate::config::profile_credentials(&profile)?);
+    }
     let (store, path) = object_store::parse_url_opts(url, settings).map_err(|e| Error::BadUrl {
         url: url.to_string(),
         message: e.to_string(),

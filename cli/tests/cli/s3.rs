@@ -521,4 +521,31 @@ fn wrong_keys_are_one_clear_error_and_leave_the_store() {
         assert!(!err.contains(secret) && !err.contains(&s3.secret), "{err}");
         assert_eq!(catalog_bytes(store.path()), good);
     }
+
+    // With no key in the environment, `AWS_PROFILE` names the shared credentials
+    // file's profile to sign with.
+    let home = tempfile::tempdir().unwrap();
+    let credentials = home.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "[default]\naws_access_key_id = AKIANOSUCHKEY\naws_secret_access_key = x\n\n\
+             [billing]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            s3.key_id, s3.secret
+        ),
+    )
+    .unwrap();
+    let out = s3
+        .billq()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_PROFILE", "billing")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .args(["convert", "s3://acme/", "--out"])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    let log = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{log}");
+    assert_eq!(log, "unchanged s3://acme/cur-1.csv\n");
 }
