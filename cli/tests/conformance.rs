@@ -28,7 +28,7 @@ fn shared() -> PathBuf {
 }
 
 /// (file below shared/, table, rows, exact money totals as printed by convert)
-const CASES: [(&str, &str, u64, &[&str]); 14] = [
+const CASES: [(&str, &str, u64, &[&str]); 28] = [
     (
         "seed-queries/data/invoice_example.jsonl",
         "gcp_billing_export",
@@ -128,6 +128,94 @@ const CASES: [(&str, &str, u64, &[&str]); 14] = [
         1977,
         &["UnBlendedCost=12932", "BlendedCost=12932"],
     ),
+    (
+        "realdata/azure/finops_toolkit_EA_ActualCost_Small.csv",
+        "azure_cost",
+        11,
+        &["costInBillingCurrency=8.5450077867419368"],
+    ),
+    (
+        "realdata/azure/finops_toolkit_EA_AmortizedCost_Small.csv",
+        "azure_cost",
+        28,
+        &["costInBillingCurrency=16.296932136636644627485419"],
+    ),
+    (
+        "realdata/azure/finops_toolkit_EA_NoRows.csv",
+        "azure_cost",
+        0,
+        &["costInBillingCurrency=0"],
+    ),
+    (
+        "realdata/azure/focus_converters_ea_export_anon.csv",
+        "azure_cost",
+        27,
+        &["costInBillingCurrency=1.26136926505726"],
+    ),
+    (
+        "realdata/azure/koku_ea_v2.csv",
+        "azure_cost",
+        5,
+        &["costInBillingCurrency=19.998413754"],
+    ),
+    (
+        "realdata/azure/koku_mca_camelcase_v2.csv",
+        "azure_cost",
+        4,
+        &[
+            "costInBillingCurrency=0.0000262412",
+            "costInUsd=0.0000262412",
+            "paygCostInBillingCurrency=0.0000262412",
+        ],
+    ),
+    (
+        "realdata/azure/koku_payg_v1_camelcased.csv",
+        "azure_cost",
+        3,
+        &["costInBillingCurrency=0.00011016"],
+    ),
+    (
+        "realdata/azure/koku_payg_v1_costreport.csv",
+        "azure_cost",
+        3,
+        &["costInBillingCurrency=0.00011016"],
+    ),
+    (
+        "realdata/azure/opencost_headerset_BOM.csv",
+        "azure_cost",
+        1,
+        &["costInBillingCurrency=0"],
+    ),
+    (
+        "realdata/azure/opencost_headerset_Enterprise.csv",
+        "azure_cost",
+        1,
+        &["costInBillingCurrency=0"],
+    ),
+    (
+        "realdata/azure/opencost_headerset_EnterpriseCamel.csv",
+        "azure_cost",
+        1,
+        &["costInBillingCurrency=0.012", "costInUsd=0.012"],
+    ),
+    (
+        "realdata/azure/opencost_headerset_German.csv",
+        "azure_cost",
+        1,
+        &["costInBillingCurrency=0.075"],
+    ),
+    (
+        "realdata/azure/opencost_headerset_PayAsYouGo.csv",
+        "azure_cost",
+        1,
+        &["costInBillingCurrency=0.075"],
+    ),
+    (
+        "realdata/azure/opencost_headerset_YA.csv",
+        "azure_cost",
+        1,
+        &["costInBillingCurrency=0.075"],
+    ),
 ];
 
 /// Broken samples: (file below shared/, the error line after the path, rows kept and
@@ -199,7 +287,7 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
             assert!(shown, "{file}: {total}: {log}");
         }
     }
-    assert_verified(store.path(), 14);
+    assert_verified(store.path(), 28);
 
     // koku's nise bucket: its manifest disagrees with its data (column list, billing
     // period); converting the folder reports both and keeps the data's own view.
@@ -243,5 +331,5 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
             "{file}: {log}"
         );
     }
-    assert_verified(store.path(), 16);
+    assert_verified(store.path(), 30);
 }

@@ -51,6 +51,9 @@ pub struct SourceEntry {
     pub rejects: Option<String>,
     /// The source's schema (field name and Arrow type of every column), as converted.
     pub schema: Vec<(String, String)>,
+    /// Columns named otherwise in the source: column → the file's own header.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_names: BTreeMap<String, String>,
     pub converted_at: String,
 }
 
@@ -159,6 +162,22 @@ impl Catalog {
             files.extend(s.files.iter().map(|f| dir.join(&f.path)));
         }
         tables
+    }
+
+    /// For each column of `table` that a source named otherwise, the sources' names.
+    pub fn source_names(
+        &self,
+        table: &str,
+    ) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+        let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for entry in self.sources.iter().filter(|s| s.table == table) {
+            for (column, original) in &entry.source_names {
+                out.entry(column.clone())
+                    .or_default()
+                    .insert(original.clone());
+            }
+        }
+        out
     }
 
     /// Every file path (relative) the catalog refers to: data and rejects.

@@ -204,7 +204,7 @@ async fn stage_one(
 ) -> Result<(SourceEntry, Vec<(PathBuf, String)>, Vec<String>)> {
     let display = obj.display();
     let id = source_id(obj);
-    let (kind, schema, totals, raw, warnings, rejected) = {
+    let (kind, schema, totals, raw, warnings, rejected, source_names) = {
         let mut reader = formats::open(path, &display, opts.progress, opts.lenient)?;
         let kind = reader.kind();
         let schema = reader.schema();
@@ -239,11 +239,9 @@ async fn stage_one(
             raw,
             reader.warnings(),
             reader.rejected(),
+            reader.source_names(),
         )
     };
-    if totals.rows == 0 && rejected.is_none() {
-        return Err(Error::EmptyFile { path: display });
-    }
 
     let ctx = sort_context()?;
     let mut files = Vec::new();
@@ -294,6 +292,7 @@ async fn stage_one(
             .iter()
             .map(|f| (f.name().clone(), f.data_type().to_string()))
             .collect(),
+        source_names: source_names.into_iter().collect(),
         converted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
     Ok((entry, files, warnings))
@@ -320,15 +319,25 @@ fn write_rejects(path: &Path, rejected: &Rejected) -> Result<()> {
 /// The row indices of each partition in `batch`.
 fn partition_rows(kind: ExportKind, batch: &RecordBatch) -> Result<Vec<(PartKey, Vec<u32>)>> {
     let n = batch.num_rows();
-    let account = string_column(batch, &[kind.account_column()]);
+    let account = match kind {
+        // Pay-as-you-go exports have no billing account: the subscription bills.
+        ExportKind::AzureCost if batch.column_by_name("billingAccountId").is_none() => {
+            string_column(batch, &["subscriptionId"])
+        }
+        _ => string_column(batch, &[kind.account_column()]),
+    };
     let month = match kind {
         ExportKind::GcpStandard | ExportKind::GcpResource => {
             string_column(batch, &["invoice", "month"])
         }
         ExportKind::AwsCur => month_column(batch, "bill_billing_period_start_date"),
-        ExportKind::GcpPricing | ExportKind::GcpFileExport | ExportKind::AwsDbr => {
-            month_column(batch, kind.time_column())
+        ExportKind::AzureCost if batch.column_by_name("billingPeriodStartDate").is_some() => {
+            month_column(batch, "billingPeriodStartDate")
         }
+        ExportKind::GcpPricing
+        | ExportKind::GcpFileExport
+        | ExportKind::AwsDbr
+        | ExportKind::AzureCost => month_column(batch, kind.time_column()),
     };
     let mut groups: HashMap<PartKey, Vec<u32>> = HashMap::new();
     for i in 0..n {

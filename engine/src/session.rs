@@ -111,12 +111,11 @@ impl Session {
         };
         let mut state = self.ctx.state();
         if dialect == Dialect::BigQuery {
+            let parser = &mut state.config_mut().options_mut().sql_parser;
             // BigQuery sorts NULLs first in ascending order, last in descending.
-            state
-                .config_mut()
-                .options_mut()
-                .sql_parser
-                .default_null_ordering = "nulls_min".into();
+            parser.default_null_ordering = "nulls_min".into();
+            // Column names as written: `costInBillingCurrency` needs no quotes.
+            parser.enable_ident_normalization = false;
         }
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
         let plan = state.statement_to_plan(statement).await?;

@@ -3,28 +3,47 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::TableReference;
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::prelude::SessionContext;
+use object_store::ObjectStoreExt;
 
 use crate::catalog::Catalog;
 use crate::error::Result;
 
-/// Registers `files` as one table called `name` (any text, dots included).
+/// Registers `files` as one table called `name` (any text, dots included), with the
+/// union of their columns: a column some files lack is NULL there, and a column whose
+/// type differs between files (a number kept as text in one delivery) is text.
 pub async fn register_files(ctx: &SessionContext, name: &str, files: &[PathBuf]) -> Result<()> {
     let urls = files
         .iter()
         .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
         .collect::<datafusion::error::Result<Vec<_>>>()?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let format = ParquetFormat::default();
+    let state = ctx.state();
+    let mut fields: Vec<Field> = Vec::new();
+    for url in &urls {
+        let store = state.runtime_env().object_store(url)?;
+        let meta = store.head(url.prefix()).await?;
+        for field in format.infer_schema(&state, &store, &[meta]).await?.fields() {
+            match fields.iter_mut().find(|f| f.name() == field.name()) {
+                None => fields.push(field.as_ref().clone().with_nullable(true)),
+                Some(f) if f.data_type() != field.data_type() => {
+                    *f = Field::new(field.name(), DataType::Utf8, true);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
-        .infer_schema(&ctx.state())
-        .await?;
+        .with_schema(Arc::new(Schema::new(fields)));
     let table = ListingTable::try_new(config)?;
     ctx.register_table(TableReference::bare(name), Arc::new(table))?;
     Ok(())

@@ -126,7 +126,7 @@ fn unknown_format() {
     assert_eq!(
         refused(&csv),
         format!(
-            "billq: {}: unknown format: CSV whose header is neither an AWS Cost and Usage Report nor a Detailed Billing Report\n",
+            "billq: {}: unknown format: CSV whose header is not a billing export billq knows (AWS Cost and Usage Report or Detailed Billing Report, Azure cost export)\n",
             csv.display()
         )
     );
@@ -257,7 +257,7 @@ fn cur2_map_column_that_is_not_json() {
     assert_eq!(
         refused(&p),
         format!(
-            "billq: {}:3: column resource_tags: not a JSON object of values (expected value at line 1 column 1)\n",
+            "billq: {}:3: column resource_tags: not a JSON object of values (key must be a string at line 1 column 2)\n",
             p.display()
         )
     );

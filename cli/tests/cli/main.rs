@@ -1,6 +1,7 @@
 //! Integration tests of the real `billq` binary, one module per theme.
 
 mod aws;
+mod azure;
 mod common;
 mod convert;
 mod errors;

@@ -242,8 +242,8 @@ pub fn documented_schema(kind: ExportKind) -> SchemaRef {
         }
         ExportKind::GcpPricing => pricing_fields(),
         ExportKind::GcpFileExport => file_export_fields(),
-        // AWS exports have no fixed schema: each delivery's columns are its own.
-        ExportKind::AwsCur | ExportKind::AwsDbr => vec![],
+        // AWS and Azure exports have no fixed schema: each delivery's columns are its own.
+        ExportKind::AwsCur | ExportKind::AwsDbr | ExportKind::AzureCost => vec![],
     };
     Arc::new(Schema::new(fields))
 }

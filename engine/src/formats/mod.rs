@@ -5,7 +5,9 @@
 //! see only that trait, so a new provider is one more reader behind it.
 
 pub mod aws;
+pub mod azure;
 pub mod conform;
+pub mod csv_export;
 mod extract;
 pub mod gcp;
 mod gcp_file_export;
@@ -43,17 +45,20 @@ pub enum ExportKind {
     AwsCur,
     /// AWS Detailed Billing Report (legacy).
     AwsDbr,
+    /// Azure Cost Management export (actual or amortized cost, EA, MCA or pay-as-you-go).
+    AzureCost,
 }
 
 impl ExportKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ExportKind; 6] = [
+    pub const ALL: [ExportKind; 7] = [
         ExportKind::GcpStandard,
         ExportKind::GcpResource,
         ExportKind::GcpPricing,
         ExportKind::GcpFileExport,
         ExportKind::AwsCur,
         ExportKind::AwsDbr,
+        ExportKind::AzureCost,
     ];
 
     /// The table name a store registers this kind under.
@@ -65,6 +70,7 @@ impl ExportKind {
             ExportKind::GcpFileExport => "gcp_file_export",
             ExportKind::AwsCur => "aws_cur",
             ExportKind::AwsDbr => "aws_dbr",
+            ExportKind::AzureCost => "azure_cost",
         }
     }
 
@@ -77,6 +83,7 @@ impl ExportKind {
     pub fn provider(self) -> &'static str {
         match self {
             ExportKind::AwsCur | ExportKind::AwsDbr => "aws",
+            ExportKind::AzureCost => "azure",
             _ => "gcp",
         }
     }
@@ -87,6 +94,7 @@ impl ExportKind {
             ExportKind::GcpFileExport => "accountId",
             ExportKind::AwsCur => "bill_payer_account_id",
             ExportKind::AwsDbr => "PayerAccountId",
+            ExportKind::AzureCost => "billingAccountId",
             _ => "billing_account_id",
         }
     }
@@ -114,6 +122,11 @@ impl ExportKind {
                 "savings_plan_savings_plan_effective_cost",
             ],
             ExportKind::AwsDbr => &["UnBlendedCost", "BlendedCost"],
+            ExportKind::AzureCost => &[
+                "costInBillingCurrency",
+                "costInUsd",
+                "paygCostInBillingCurrency",
+            ],
         }
     }
 
@@ -125,6 +138,7 @@ impl ExportKind {
             ExportKind::GcpFileExport => "startTime",
             ExportKind::AwsCur => "line_item_usage_start_date",
             ExportKind::AwsDbr => "UsageStartDate",
+            ExportKind::AzureCost => "date",
         }
     }
 }
@@ -144,6 +158,10 @@ pub trait BatchSource: Send {
     /// Rows set aside in lenient mode: their line and raw fields, header first.
     fn rejected(&self) -> Option<Rejected> {
         None
+    }
+    /// Columns renamed from the source's own names: (column, name in the file).
+    fn source_names(&self) -> Vec<(String, String)> {
+        Vec::new()
     }
 }
 
@@ -240,12 +258,13 @@ pub fn open<'p>(
             sniffed.packing,
         )?)),
         Encoding::Parquet => Ok(Box::new(extract::Extract::parquet(path, display)?)),
-        Encoding::Csv => Ok(Box::new(aws::AwsCsv::open(
+        Encoding::Csv => Ok(Box::new(csv_export::CsvExport::open(
             path,
             display,
             sniffed.packing,
             progress,
             lenient,
+            &[aws::roles, azure::roles],
         )?)),
         Encoding::Avro => Ok(Box::new(extract::Extract::avro(
             path,
