@@ -2,8 +2,10 @@
 
 use std::io::Write;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use billq_engine::Error;
 
@@ -28,10 +30,10 @@ pub fn write(
                 .with_header(true)
                 .build(out);
             if batches.is_empty() {
-                w.write(&RecordBatch::new_empty(schema.clone()))?;
+                w.write(&RecordBatch::new_empty(flat_schema(schema)))?;
             }
             for b in batches {
-                w.write(b)?;
+                w.write(&flattened(b)?)?;
             }
         }
         Format::Json => {
@@ -57,6 +59,54 @@ pub fn write(
         Format::Markdown => write_markdown(schema, batches, out)?,
     }
     Ok(())
+}
+
+/// Whether a type is nested (records, arrays, maps): CSV has no place for those.
+fn nested(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_) | DataType::Map(_, _)
+    )
+}
+
+/// `schema` with nested columns as text.
+fn flat_schema(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match nested(f.data_type()) {
+            true => Field::new(f.name(), DataType::Utf8, true),
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// `batch` with nested values written as JSON text (`{"env":"prod"}`), as BigQuery's
+/// CSV export writes them; NULL stays empty.
+fn flattened(batch: &RecordBatch) -> Result<RecordBatch, Error> {
+    let schema = flat_schema(&batch.schema());
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| -> Result<ArrayRef, Error> {
+            if !nested(c.data_type()) {
+                return Ok(c.clone());
+            }
+            let mut texts = StringBuilder::new();
+            for row in 0..c.len() {
+                if c.is_null(row) {
+                    texts.append_null();
+                } else {
+                    let mut json = String::new();
+                    billq_udfs::bigquery::to_json_string::write_json(&mut json, c, row)?;
+                    texts.append_value(json);
+                }
+            }
+            Ok(Arc::new(texts.finish()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 fn write_markdown(

@@ -337,7 +337,9 @@ fn partition_rows(kind: ExportKind, batch: &RecordBatch) -> Result<Vec<(PartKey,
         ExportKind::GcpPricing
         | ExportKind::GcpFileExport
         | ExportKind::AwsDbr
-        | ExportKind::AzureCost => month_column(batch, kind.time_column()),
+        | ExportKind::AzureCost
+        | ExportKind::AzureUsage
+        | ExportKind::AzureRateCard => month_column(batch, kind.time_column()),
     };
     let mut groups: HashMap<PartKey, Vec<u32>> = HashMap::new();
     for i in 0..n {

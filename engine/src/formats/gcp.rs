@@ -243,7 +243,11 @@ pub fn documented_schema(kind: ExportKind) -> SchemaRef {
         ExportKind::GcpPricing => pricing_fields(),
         ExportKind::GcpFileExport => file_export_fields(),
         // AWS and Azure exports have no fixed schema: each delivery's columns are its own.
-        ExportKind::AwsCur | ExportKind::AwsDbr | ExportKind::AzureCost => vec![],
+        ExportKind::AwsCur
+        | ExportKind::AwsDbr
+        | ExportKind::AzureCost
+        | ExportKind::AzureUsage
+        | ExportKind::AzureRateCard => vec![],
     };
     Arc::new(Schema::new(fields))
 }

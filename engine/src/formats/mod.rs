@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod azure;
+mod azure_api;
 pub mod conform;
 pub mod csv_export;
 mod extract;
@@ -47,11 +48,15 @@ pub enum ExportKind {
     AwsDbr,
     /// Azure Cost Management export (actual or amortized cost, EA, MCA or pay-as-you-go).
     AzureCost,
+    /// Azure Usage Aggregates API pages.
+    AzureUsage,
+    /// Azure RateCard API replies, one row per price tier.
+    AzureRateCard,
 }
 
 impl ExportKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ExportKind; 7] = [
+    pub const ALL: [ExportKind; 9] = [
         ExportKind::GcpStandard,
         ExportKind::GcpResource,
         ExportKind::GcpPricing,
@@ -59,6 +64,8 @@ impl ExportKind {
         ExportKind::AwsCur,
         ExportKind::AwsDbr,
         ExportKind::AzureCost,
+        ExportKind::AzureUsage,
+        ExportKind::AzureRateCard,
     ];
 
     /// The table name a store registers this kind under.
@@ -71,6 +78,8 @@ impl ExportKind {
             ExportKind::AwsCur => "aws_cur",
             ExportKind::AwsDbr => "aws_dbr",
             ExportKind::AzureCost => "azure_cost",
+            ExportKind::AzureUsage => "azure_usage",
+            ExportKind::AzureRateCard => "azure_ratecard",
         }
     }
 
@@ -83,7 +92,7 @@ impl ExportKind {
     pub fn provider(self) -> &'static str {
         match self {
             ExportKind::AwsCur | ExportKind::AwsDbr => "aws",
-            ExportKind::AzureCost => "azure",
+            ExportKind::AzureCost | ExportKind::AzureUsage | ExportKind::AzureRateCard => "azure",
             _ => "gcp",
         }
     }
@@ -95,6 +104,8 @@ impl ExportKind {
             ExportKind::AwsCur => "bill_payer_account_id",
             ExportKind::AwsDbr => "PayerAccountId",
             ExportKind::AzureCost => "billingAccountId",
+            ExportKind::AzureUsage => "subscriptionId",
+            ExportKind::AzureRateCard => "currency",
             _ => "billing_account_id",
         }
     }
@@ -127,6 +138,9 @@ impl ExportKind {
                 "costInUsd",
                 "paygCostInBillingCurrency",
             ],
+            // Not money, but what must reconcile: metered quantities and prices.
+            ExportKind::AzureUsage => &["quantity"],
+            ExportKind::AzureRateCard => &["rate"],
         }
     }
 
@@ -139,6 +153,8 @@ impl ExportKind {
             ExportKind::AwsCur => "line_item_usage_start_date",
             ExportKind::AwsDbr => "UsageStartDate",
             ExportKind::AzureCost => "date",
+            ExportKind::AzureUsage => "usageStartTime",
+            ExportKind::AzureRateCard => "effectiveDate",
         }
     }
 }
@@ -245,6 +261,11 @@ pub fn open<'p>(
     lenient: bool,
 ) -> Result<Box<dyn BatchSource + 'p>> {
     let sniffed = sniff(path, display)?;
+    if matches!(sniffed.encoding, Encoding::NdJson)
+        && let Some(reply) = azure_api::ApiReply::open(path, display, sniffed.packing)?
+    {
+        return Ok(Box::new(reply));
+    }
     match sniffed.encoding {
         Encoding::NdJson => Ok(Box::new(ndjson::JsonLines::open(
             path,

@@ -183,6 +183,26 @@ pub fn write_json(out: &mut String, array: &ArrayRef, row: usize) -> Result<()> 
             let t = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
             quoted(out, &t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
         }
+        DataType::Map(_, _) => {
+            let m = array.as_map();
+            let o = m.value_offsets();
+            out.push('{');
+            for (n, i) in (o[row] as usize..o[row + 1] as usize).enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                let mut key = String::new();
+                write_json(&mut key, m.keys(), i)?;
+                if key.starts_with('"') {
+                    out.push_str(&key);
+                } else {
+                    quoted(out, &key);
+                }
+                out.push(':');
+                write_json(out, m.values(), i)?;
+            }
+            out.push('}');
+        }
         DataType::Struct(fields) => {
             let s = array.as_struct();
             out.push('{');
