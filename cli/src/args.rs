@@ -64,6 +64,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = DialectArg::Bigquery)]
         dialect: DialectArg,
     },
+    /// Re-rate Azure usage with the rate card of another region, per meter.
+    Whatif {
+        /// The region to re-rate in, as the rate card names it (`EU West`).
+        #[arg(long)]
+        region: String,
+        #[command(flatten)]
+        tables: TableArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Convert the bundled sample exports and print their invoice totals.
     Demo {
         /// Keep the demo store here instead of a temporary directory.

@@ -289,6 +289,39 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
     }
     assert_verified(store.path(), 28);
 
+    // Microsoft's documented example replies of the Usage and RateCard APIs, taken
+    // out of the docs' envelope (`responses."200".body`): billq reads raw replies.
+    let replies = tempfile::tempdir().unwrap();
+    for (name, table, line) in [
+        (
+            "GetUsageAggregatesList",
+            "azure_usage",
+            "(1 rows, 1 file(s); quantity=0.057865)",
+        ),
+        (
+            "GetRateCard",
+            "azure_ratecard",
+            "(2 rows, 1 file(s); rate=2.98)",
+        ),
+    ] {
+        let spec: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(root.join(format!("realdata/azure/azure_rest_specs_{name}.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        let reply = replies.path().join(format!("{name}.json"));
+        std::fs::write(&reply, spec["responses"]["200"]["body"].to_string()).unwrap();
+        let out = convert(&reply, store.path(), &[]);
+        let log = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            log.starts_with(&format!(
+                "converted {} -> {table} {line}\n",
+                reply.display()
+            )),
+            "{log}"
+        );
+    }
+
     // koku's nise bucket: its manifest disagrees with its data (column list, billing
     // period); converting the folder reports both and keeps the data's own view.
     let bucket = root.join("realdata/aws-cur/koku_nise_local_bucket");
@@ -331,5 +364,5 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
             "{file}: {log}"
         );
     }
-    assert_verified(store.path(), 30);
+    assert_verified(store.path(), 32);
 }

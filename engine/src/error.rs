@@ -71,6 +71,9 @@ pub enum Error {
     /// SQL that billq's front end rejected.
     #[error("SQL error: {0}")]
     Sql(String),
+    /// A request the data cannot answer as asked (a region the rate card lacks).
+    #[error("{0}")]
+    Unanswerable(String),
 }
 
 /// A `Result` with billq's [`Error`].

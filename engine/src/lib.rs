@@ -26,6 +26,7 @@ pub mod error;
 pub mod formats;
 pub mod money;
 pub mod progress;
+pub mod rating;
 pub mod session;
 pub mod source;
 pub mod sql;

@@ -70,6 +70,14 @@ impl Session {
         for name in store::register_store(&self.ctx, dir).await? {
             self.remember(&name).await?;
         }
+        self.add_views().await
+    }
+
+    /// Registers the views over the tables registered so far (Azure rating).
+    async fn add_views(&mut self) -> Result<()> {
+        for name in crate::rating::register(&self.ctx).await? {
+            self.remember(&name).await?;
+        }
         Ok(())
     }
 
@@ -99,7 +107,7 @@ impl Session {
         store::register_files(&self.ctx, name, &files).await?;
         self.remember(name).await?;
         self.temp_stores.push(dir);
-        Ok(())
+        self.add_views().await
     }
 
     /// Plans `text` in `dialect`; runs nothing yet.

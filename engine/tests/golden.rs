@@ -13,7 +13,8 @@
 //! Tables: `billing` (seed `invoice_example.jsonl`), `labelled` (`labels_example`),
 //! `cud` (`cud_example`), `tagged` (`hierarchy_tags_example`), `demo` (the demo
 //! export), `aws_cur`, `aws_cur2` (the CUR 2.0 export folder) and `aws_dbr`
-//! (`testdata/aws`). A file with a line
+//! (`testdata/aws`), `azure_cost`, `azure_usage` and `azure_ratecard` (`testdata/azure`,
+//! with the rating views over the last two). A file with a line
 //! `# dialect athena` (or `datafusion`) is run in that dialect. `BILLQ_GOLDEN_COMPLETE=1` rewrites the expected rows from actual results
 //! (then review every change against BigQuery's documentation before committing).
 
@@ -40,6 +41,9 @@ async fn session() -> Session {
         ("demo", "gcp/gcp_billing_export_2024q1.jsonl.gz"),
         ("aws_cur", "aws/cur_legacy_2024-01_2024-02.csv"),
         ("aws_cur2", "aws/cur2/billing"),
+        ("azure_cost", "azure/ea_actual_2023-09.csv"),
+        ("azure_usage", "azure/api/usage_2024-05_page*.json"),
+        ("azure_ratecard", "azure/api/ratecard_payg_usd.json"),
         (
             "aws_dbr",
             "aws/dbr_111122223333-aws-billing-detailed-line-items-with-resources-and-tags-2015-03.csv",

@@ -5,6 +5,7 @@ mod convert;
 mod demo;
 mod query;
 mod shell;
+mod whatif;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Schema { name, tables } => catalog::schema(&name, &tables).await,
         Command::Shell { tables, dialect } => shell::run(&tables, dialect.into()).await,
         Command::Demo { out } => demo::run(out, cli.quiet).await,
+        Command::Whatif {
+            region,
+            tables,
+            format,
+        } => whatif::run(&region, &tables, format).await,
     }
 }
 

@@ -148,3 +148,67 @@ fn original_header_names_stay_reachable() {
         assert!(schema.contains(line), "{line}{schema}");
     }
 }
+
+#[test]
+fn usage_pages_and_rate_card_read_as_their_apis_reply() {
+    let store = tempfile::tempdir().unwrap();
+    let log = convert(store.path(), &[&testdata("azure/api")]);
+    for line in [
+        "ratecard_payg_usd.json -> azure_ratecard (7 rows, 1 file(s); rate=0.2518)\n",
+        "usage_2024-05_page1.json -> azure_usage (6 rows, 1 file(s); quantity=222)\n",
+        "usage_2024-05_page2.json -> azure_usage (4 rows, 1 file(s); quantity=136)\n",
+    ] {
+        assert!(log.contains(line), "{line}{log}");
+    }
+    // instanceData (a JSON string in the reply) opened into its fields and tags.
+    assert_eq!(
+        bigquery_csv(
+            store.path(),
+            "SELECT meterId, location, tag(tags, 'team') AS team, COUNT(*) AS n, SUM(quantity) AS q \
+             FROM azure_usage GROUP BY 1, 2, 3 ORDER BY 1",
+        ),
+        "meterId,location,team,n,q\n\
+         m-blob,eastus,data,5,250.000000000000000000000000\n\
+         m-vm-a1,eastus,,5,108.000000000000000000000000\n"
+    );
+    assert_eq!(
+        bigquery_csv(
+            store.path(),
+            "SELECT meterRegion, tierMinimum, rate, includedQuantity FROM azure_ratecard \
+             WHERE meterName = 'LRS Data Stored' ORDER BY 1, 2",
+        ),
+        "meterRegion,tierMinimum,rate,includedQuantity\n\
+         EU West,0.000000000000000000000000,0.026000000000000000000000,5.000000000000000000000000\n\
+         EU West,100.000000000000000000000000,0.025000000000000000000000,5.000000000000000000000000\n\
+         US East,0.000000000000000000000000,0.024000000000000000000000,5.000000000000000000000000\n\
+         US East,100.000000000000000000000000,0.023600000000000000000000,5.000000000000000000000000\n\
+         US East,1000.000000000000000000000000,0.023200000000000000000000,5.000000000000000000000000\n"
+    );
+}
+
+#[test]
+fn whatif_rerates_usage_in_another_region() {
+    let store = tempfile::tempdir().unwrap();
+    convert(store.path(), &[&testdata("azure/api")]);
+    let run = |region: &str| {
+        billq()
+            .args(["whatif", "--region", region, "--format", "csv", "--data"])
+            .arg(store.path())
+            .output()
+            .unwrap()
+    };
+    // Worked out in testdata/golden/azure_rating.slt.
+    let out = run("EU West");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "meterCategory,meterName,currency,quantity,cost,whatifCost,difference\n\
+         Virtual Machines,A1 VM,USD,108.000000000000000000000000,6.480000000000000000000000,7.560000000000000000000000,1.080000000000000000000000\n\
+         Storage,LRS Data Stored,USD,250.000000000000000000000000,5.822000000000000000000000,6.225000000000000000000000,0.403000000000000000000000\n"
+    );
+    let out = run("Mars");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "billq: the rate card has no meters in region \"Mars\" (regions: EU West, US East)\n"
+    );
+}
