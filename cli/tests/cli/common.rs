@@ -110,3 +110,57 @@ pub fn first_file_under(store: &Path, prefix: &str) -> String {
         .find(|f| f.starts_with(prefix))
         .expect("a file")
 }
+
+/// A server on a free loopback port (an emulator of a cloud store), stopped on drop.
+pub struct LocalServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl LocalServer {
+    /// Starts `program` with the arguments `args(port)` gives for a free port, and
+    /// waits (up to 60 s) until it accepts connections; `what` names it in failures.
+    pub fn start(program: &Path, args: impl Fn(u16) -> Vec<String>, what: &str) -> Self {
+        Self::start_with(std::process::Command::new(program), args, what)
+    }
+
+    /// [`LocalServer::start`] with a prepared command (environment, say).
+    pub fn start_with(
+        mut command: std::process::Command,
+        args: impl Fn(u16) -> Vec<String>,
+        what: &str,
+    ) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = command
+            .args(args(port))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what} (scripts/test installs it): {e}"));
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "{what} did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self { child, port }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

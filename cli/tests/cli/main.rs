@@ -6,5 +6,6 @@ mod common;
 mod convert;
 mod errors;
 mod query;
+mod remote;
 mod s3;
 mod seed;

@@ -6,16 +6,15 @@
 //! that test lists a bucket's root).
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use crate::common::*;
 
 /// A moto S3 server on a free loopback port, with one IAM user's access key; stopped
 /// on drop.
 struct S3Server {
-    child: Child,
+    /// Kept for its drop, which stops the server.
+    _server: LocalServer,
     port: u16,
     key_id: String,
     secret: String,
@@ -45,39 +44,31 @@ impl S3Server {
     }
 
     fn launch(auth: bool) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .env(
-                "INITIAL_NO_AUTH_ACTION_COUNT",
-                if auth { "4" } else { "inf" },
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with moto[server] (scripts/test installs it)");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut moto = Command::new("python3");
+        moto.env(
+            "INITIAL_NO_AUTH_ACTION_COUNT",
+            if auth { "4" } else { "inf" },
+        );
+        let server = LocalServer::start_with(
+            moto,
+            |port| {
+                [
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                ]
+                .map(String::from)
+                .to_vec()
+            },
+            "moto (python3 -m moto.server)",
+        );
+        let port = server.port;
         if !auth {
             return Self {
-                child,
+                _server: server,
                 port,
                 key_id: "testing".into(),
                 secret: "testing".into(),
@@ -95,7 +86,7 @@ impl S3Server {
         let keys = String::from_utf8(setup.stdout).unwrap();
         let (key_id, secret) = keys.trim().split_once(' ').unwrap();
         Self {
-            child,
+            _server: server,
             port,
             key_id: key_id.to_string(),
             secret: secret.to_string(),
@@ -143,13 +134,6 @@ impl S3Server {
         .env("AWS_SECRET_ACCESS_KEY", &self.secret)
         .env("AWS_REGION", "us-east-1");
         cmd
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
