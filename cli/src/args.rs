@@ -64,11 +64,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = DialectArg::Bigquery)]
         dialect: DialectArg,
     },
-    /// Re-rate Azure usage with the rate card of another region, per meter.
+    /// Re-rate Azure usage in another region or with another rate card, per meter.
     Whatif {
         /// The region to re-rate in, as the rate card names it (`EU West`).
+        #[arg(long, required_unless_present = "rate_card")]
+        region: Option<String>,
+        /// The rate card to re-rate with (its reply's file name without `.json`).
         #[arg(long)]
-        region: String,
+        rate_card: Option<String>,
         #[command(flatten)]
         tables: TableArgs,
         /// Output format.

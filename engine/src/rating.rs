@@ -1,14 +1,17 @@
 //! Azure spend from usage and rates, as views over `azure_usage` and `azure_ratecard`
 //! (registered when a session has both):
 //!
+//! Rate cards are told apart by `rateCard` (the reply's file name): `azure_rated` and
+//! `azure_projection` price with the first by name, `azure_whatif` with each.
+//!
 //! - `azure_rated`: each usage row priced by its meter's rate card entry. Within a
 //!   billing month, per subscription and meter, usage is taken in usage order
 //!   (`usageStartTime`, then `id`): the first `includedQuantity` units are free, and
 //!   each further unit is priced by the tier (`tierMinimum`) its running total falls
 //!   in. Exact decimals (`cost` at 24 decimals).
 //! - `azure_whatif`: the same usage re-rated in every region of the rate card, by the
-//!   meter of the same name, category and subcategory there (`whatifRegion`,
-//!   `whatifCost`), beside the actual `cost`.
+//!   meter of the same name, category and subcategory there, with every rate card
+//!   (`whatifRateCard`, `whatifRegion`, `whatifCost`), beside the actual `cost`.
 //! - `azure_projection`: a month-end projection per subscription and billing month
 //!   from month-to-date cost, by run rate: `projectedCost = costToDate / daysElapsed ×
 //!   daysInMonth`, where `daysElapsed` runs from the month's first day to the last day
@@ -21,7 +24,7 @@ use datafusion::prelude::SessionContext;
 use crate::error::Result;
 
 /// Usage rows with their month's running total per subscription and meter, joined to
-/// the rate card's tiers on `join`; each row's cost in each matched tier.
+/// the rate cards' tiers on `join`; each row's cost in each matched tier.
 fn tier_costs(join: &str) -> String {
     format!(
         r#"WITH usage AS (
@@ -32,34 +35,38 @@ fn tier_costs(join: &str) -> String {
         ) AS "runningQuantity"
     FROM azure_usage
 ), tiers AS (
-    SELECT "meterId" AS "rateMeterId", "meterName" AS "rateMeterName",
+    SELECT "rateCard", "meterId" AS "rateMeterId", "meterName" AS "rateMeterName",
         "meterCategory" AS "rateMeterCategory", "meterSubCategory" AS "rateMeterSubCategory",
         "meterRegion" AS "rateRegion", "currency", "includedQuantity", "tierMinimum", "rate",
-        LEAD("tierMinimum") OVER (PARTITION BY "meterId" ORDER BY "tierMinimum") AS "tierEnd"
+        LEAD("tierMinimum") OVER (
+            PARTITION BY "rateCard", "meterId" ORDER BY "tierMinimum"
+        ) AS "tierEnd"
     FROM azure_ratecard
+), first_card AS (
+    SELECT MIN("rateCard") AS "firstCard" FROM azure_ratecard
 )
 SELECT u."id", u."subscriptionId", u."meterId", u."meterName", u."meterCategory",
     u."meterSubCategory", u."meterRegion", u."unit", u."usageStartTime", u."billingMonth",
-    u."quantity", u."tags", t."rateRegion", t."currency",
+    u."quantity", u."tags", t."rateCard", t."rateRegion", t."currency",
     CAST(GREATEST(0,
         LEAST(u."runningQuantity" - t."includedQuantity",
               COALESCE(t."tierEnd", u."runningQuantity" - t."includedQuantity"))
         - GREATEST(u."runningQuantity" - u."quantity" - t."includedQuantity", t."tierMinimum")
     ) AS DECIMAL(38, 12)) * CAST(t."rate" AS DECIMAL(38, 12)) AS "tierCost"
-FROM usage u JOIN tiers t ON {join}"#
+FROM usage u CROSS JOIN first_card f JOIN tiers t ON {join}"#
     )
 }
 
 /// The columns that identify a usage row, for grouping its tiers back together.
 const USAGE_COLUMNS: &str = r#""id", "subscriptionId", "meterId", "meterName", "meterCategory",
     "meterSubCategory", "meterRegion", "unit", "usageStartTime", "billingMonth", "quantity",
-    "tags", "currency""#;
+    "tags", "rateCard", "currency""#;
 
 fn rated() -> String {
     format!(
         r#"SELECT {USAGE_COLUMNS}, SUM("tierCost") AS "cost"
 FROM ({}) GROUP BY {USAGE_COLUMNS}"#,
-        tier_costs(r#"u."meterId" = t."rateMeterId""#)
+        tier_costs(r#"u."meterId" = t."rateMeterId" AND t."rateCard" = f."firstCard""#)
     )
 }
 
@@ -68,10 +75,12 @@ fn whatif() -> String {
     AND u."meterCategory" = t."rateMeterCategory"
     AND u."meterSubCategory" IS NOT DISTINCT FROM t."rateMeterSubCategory""#;
     format!(
-        r#"SELECT r.*, w."whatifRegion", w."whatifCost", w."whatifCost" - r."cost" AS "difference"
+        r#"SELECT r.*, w."whatifRateCard", w."whatifRegion", w."whatifCost",
+    w."whatifCost" - r."cost" AS "difference"
 FROM azure_rated r JOIN (
-    SELECT "id", "rateRegion" AS "whatifRegion", SUM("tierCost") AS "whatifCost"
-    FROM ({}) GROUP BY "id", "rateRegion"
+    SELECT "id", "rateCard" AS "whatifRateCard", "rateRegion" AS "whatifRegion",
+        SUM("tierCost") AS "whatifCost"
+    FROM ({}) GROUP BY "id", "rateCard", "rateRegion"
 ) w ON r."id" = w."id""#,
         tier_costs(same_meter)
     )
@@ -97,18 +106,30 @@ SELECT *, "daysInMonth" - "daysElapsed" AS "daysRemaining",
         + 1.96 * COALESCE("dailyStddev", 0) * sqrt(CAST("daysInMonth" - "daysElapsed" AS DOUBLE)) AS "projectedHigh"
 FROM month"#;
 
-/// Per meter, the actual cost of the usage and its cost in `region` (by
-/// `azure_whatif`), biggest difference first.
-pub fn whatif_by_meter(region: &str) -> String {
+/// Per rate card and meter, the actual cost of the usage and its cost in `region`
+/// and/or with `rate_card` (by `azure_whatif`), biggest difference first.
+pub fn whatif_by_meter(region: Option<&str>, rate_card: Option<&str>) -> String {
+    let text = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let filter: Vec<String> = [
+        region.map(|r| format!(r#""whatifRegion" = {}"#, text(r))),
+        rate_card.map(|c| format!(r#""whatifRateCard" = {}"#, text(c))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     format!(
         r#"SELECT * FROM (
-    SELECT "meterCategory", "meterName", "currency", SUM("quantity") AS "quantity",
-        SUM("cost") AS "cost", SUM("whatifCost") AS "whatifCost",
-        SUM("difference") AS "difference"
-    FROM azure_whatif WHERE "whatifRegion" = '{}'
-    GROUP BY 1, 2, 3
-) ORDER BY abs("difference") DESC, "meterCategory", "meterName""#,
-        region.replace('\'', "''")
+    SELECT "whatifRateCard", "whatifRegion", "meterCategory", "meterName", "currency",
+        SUM("quantity") AS "quantity", SUM("cost") AS "cost",
+        SUM("whatifCost") AS "whatifCost", SUM("difference") AS "difference"
+    FROM azure_whatif WHERE {}
+    GROUP BY 1, 2, 3, 4, 5
+) ORDER BY abs("difference") DESC, 1, 2, 3, 4"#,
+        if filter.is_empty() {
+            "true".to_string()
+        } else {
+            filter.join(" AND ")
+        }
     )
 }
 

@@ -43,7 +43,7 @@ async fn session() -> Session {
         ("aws_cur2", "aws/cur2/billing"),
         ("azure_cost", "azure/ea_actual_2023-09.csv"),
         ("azure_usage", "azure/api/usage_2024-05_page*.json"),
-        ("azure_ratecard", "azure/api/ratecard_payg_usd.json"),
+        ("azure_ratecard", "azure/api/ratecard_*.json"),
         (
             "aws_dbr",
             "aws/dbr_111122223333-aws-billing-detailed-line-items-with-resources-and-tags-2015-03.csv",

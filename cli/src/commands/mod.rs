@@ -49,9 +49,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo { out } => demo::run(out, cli.quiet).await,
         Command::Whatif {
             region,
+            rate_card,
             tables,
             format,
-        } => whatif::run(&region, &tables, format).await,
+        } => whatif::run(region.as_deref(), rate_card.as_deref(), &tables, format).await,
     }
 }
 

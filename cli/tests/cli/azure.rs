@@ -175,7 +175,7 @@ fn usage_pages_and_rate_card_read_as_their_apis_reply() {
         bigquery_csv(
             store.path(),
             "SELECT meterRegion, tierMinimum, rate, includedQuantity FROM azure_ratecard \
-             WHERE meterName = 'LRS Data Stored' ORDER BY 1, 2",
+             WHERE meterName = 'LRS Data Stored' AND rateCard = 'ratecard_payg_usd' ORDER BY 1, 2",
         ),
         "meterRegion,tierMinimum,rate,includedQuantity\n\
          EU West,0.000000000000000000000000,0.026000000000000000000000,5.000000000000000000000000\n\
@@ -201,14 +201,32 @@ fn whatif_rerates_usage_in_another_region() {
     let out = run("EU West");
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        "meterCategory,meterName,currency,quantity,cost,whatifCost,difference\n\
-         Virtual Machines,A1 VM,USD,108.000000000000000000000000,6.480000000000000000000000,7.560000000000000000000000,1.080000000000000000000000\n\
-         Storage,LRS Data Stored,USD,250.000000000000000000000000,5.822000000000000000000000,6.225000000000000000000000,0.403000000000000000000000\n"
+        "whatifRateCard,whatifRegion,meterCategory,meterName,currency,quantity,cost,whatifCost,difference\n\
+         ratecard_payg_usd,EU West,Virtual Machines,A1 VM,USD,108.000000000000000000000000,6.480000000000000000000000,7.560000000000000000000000,1.080000000000000000000000\n\
+         ratecard_payg_usd,EU West,Storage,LRS Data Stored,USD,250.000000000000000000000000,5.822000000000000000000000,6.225000000000000000000000,0.403000000000000000000000\n"
+    );
+    let out = billq()
+        .args([
+            "whatif",
+            "--rate-card",
+            "ratecard_sponsorship_usd",
+            "--format",
+            "csv",
+            "--data",
+        ])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "whatifRateCard,whatifRegion,meterCategory,meterName,currency,quantity,cost,whatifCost,difference\n\
+         ratecard_sponsorship_usd,US East,Virtual Machines,A1 VM,USD,108.000000000000000000000000,6.480000000000000000000000,5.400000000000000000000000,-1.080000000000000000000000\n\
+         ratecard_sponsorship_usd,US East,Storage,LRS Data Stored,USD,250.000000000000000000000000,5.822000000000000000000000,5.000000000000000000000000,-0.822000000000000000000000\n"
     );
     let out = run("Mars");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
-        "billq: the rate card has no meters in region \"Mars\" (regions: EU West, US East)\n"
+        "billq: the rate cards have no meters in region \"Mars\" (known: EU West, US East)\n"
     );
 }

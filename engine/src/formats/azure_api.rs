@@ -6,7 +6,8 @@
 //!   opened into `resourceUri`, `location`, `tags` and `additionalInfo`, the text kept.
 //! - RateCard (`{"Meters": [...], "Currency": ...}`) becomes `azure_ratecard`, one row
 //!   per price tier: `tierMinimum` is a key of `MeterRates` (`{"0": 1.99, "100": 0.99}`),
-//!   `rate` its price, with the meter's `includedQuantity` and `effectiveDate`.
+//!   `rate` its price, with the meter's `includedQuantity` and `effectiveDate`; a reply
+//!   does not name its offer, so `rateCard` is the reply's file name.
 //!
 //! Numbers are read from their JSON text as exact decimals.
 
@@ -161,7 +162,10 @@ impl ApiReply {
         };
         let batch = match kind {
             ExportKind::AzureUsage => usage_batch(&serde_json::from_str(&text).map_err(bad)?),
-            _ => ratecard_batch(&serde_json::from_str(&text).map_err(bad)?),
+            _ => ratecard_batch(
+                &serde_json::from_str(&text).map_err(bad)?,
+                &rate_card_name(display),
+            ),
         }
         .map_err(|message| Error::BadFile {
             path: display.to_string(),
@@ -318,8 +322,19 @@ fn usage_batch(page: &UsagePage) -> std::result::Result<RecordBatch, String> {
     RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
 }
 
-fn ratecard_batch(card: &RateCard) -> std::result::Result<RecordBatch, String> {
+/// A rate card's name: its reply's file name without `.json` (the reply itself does not
+/// name its offer).
+fn rate_card_name(display: &str) -> String {
+    let file = display.rsplit(['/', '\\']).next().unwrap_or(display);
+    file.strip_suffix(".gz")
+        .unwrap_or(file)
+        .trim_end_matches(".json")
+        .to_string()
+}
+
+fn ratecard_batch(card: &RateCard, name: &str) -> std::result::Result<RecordBatch, String> {
     let schema = Arc::new(Schema::new(vec![
+        text("rateCard"),
         text("meterId"),
         text("meterName"),
         text("meterCategory"),
@@ -333,7 +348,7 @@ fn ratecard_batch(card: &RateCard) -> std::result::Result<RecordBatch, String> {
         decimal("tierMinimum"),
         decimal("rate"),
     ]));
-    let mut texts: Vec<StringBuilder> = (0..8).map(|_| StringBuilder::new()).collect();
+    let mut texts: Vec<StringBuilder> = (0..9).map(|_| StringBuilder::new()).collect();
     let mut effective = TimestampMicrosecondBuilder::new().with_timezone("UTC");
     let mut decimals: Vec<Decimal128Builder> = (0..3)
         .map(|_| Decimal128Builder::new().with_precision_and_scale(38, SCALE))
@@ -356,6 +371,7 @@ fn ratecard_batch(card: &RateCard) -> std::result::Result<RecordBatch, String> {
         let tags = m.meter_tags.join(", ");
         for (minimum, rate) in tiers {
             for (b, v) in texts.iter_mut().zip([
+                Some(name),
                 m.meter_id.as_deref(),
                 m.meter_name.as_deref(),
                 m.meter_category.as_deref(),
