@@ -28,7 +28,7 @@ fn shared() -> PathBuf {
 }
 
 /// (file below shared/, table, rows, exact money totals as printed by convert)
-const CASES: [(&str, &str, u64, &[&str]); 28] = [
+const CASES: [(&str, &str, u64, &[&str]); 29] = [
     (
         "seed-queries/data/invoice_example.jsonl",
         "gcp_billing_export",
@@ -216,6 +216,17 @@ const CASES: [(&str, &str, u64, &[&str]); 28] = [
         1,
         &["costInBillingCurrency=0.075"],
     ),
+    (
+        "realdata/focus/focus10_sample_1000.csv",
+        "focus_export",
+        1000,
+        &[
+            "BilledCost=20.52022672899",
+            "ContractedCost=14.97626039326",
+            "EffectiveCost=14.97651418586",
+            "ListCost=20.39090575119",
+        ],
+    ),
 ];
 
 /// Broken samples: (file below shared/, the error line after the path, rows kept and
@@ -287,7 +298,7 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
             assert!(shown, "{file}: {total}: {log}");
         }
     }
-    assert_verified(store.path(), 28);
+    assert_verified(store.path(), 29);
 
     // Microsoft's documented example replies of the Usage and RateCard APIs, taken
     // out of the docs' envelope (`responses."200".body`): billq reads raw replies.
@@ -364,5 +375,5 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
             "{file}: {log}"
         );
     }
-    assert_verified(store.path(), 32);
+    assert_verified(store.path(), 33);
 }

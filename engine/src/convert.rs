@@ -334,6 +334,7 @@ fn partition_rows(kind: ExportKind, batch: &RecordBatch) -> Result<Vec<(PartKey,
         ExportKind::AzureCost if batch.column_by_name("billingPeriodStartDate").is_some() => {
             month_column(batch, "billingPeriodStartDate")
         }
+        ExportKind::FocusExport => month_column(batch, "BillingPeriodStart"),
         ExportKind::GcpPricing
         | ExportKind::GcpFileExport
         | ExportKind::AwsDbr

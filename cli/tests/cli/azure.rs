@@ -230,3 +230,25 @@ fn whatif_rerates_usage_in_another_region() {
         "billq: the rate cards have no meters in region \"Mars\" (known: EU West, US East)\n"
     );
 }
+
+#[test]
+fn focus_export_keeps_focus_names_and_reads_null_as_null() {
+    let store = tempfile::tempdir().unwrap();
+    let log = convert(store.path(), &[&testdata("azure/focus_2023-09.csv")]);
+    assert!(
+        log.contains("-> focus_export (3 rows, 1 file(s); BilledCost=615.504, ContractedCost=615.504, EffectiveCost=3.984, ListCost=617.808)\n"),
+        "{log}"
+    );
+    // The reservation is bought (BilledCost) and used (EffectiveCost) in other rows.
+    assert_eq!(
+        bigquery_csv(
+            store.path(),
+            "SELECT ChargeCategory, SUM(BilledCost) AS billed, SUM(EffectiveCost) AS effective, \
+             COUNT(RegionId) AS regions, tag(Tags, 'team') AS team \
+             FROM focus_export GROUP BY 1, 5 ORDER BY 1, 5",
+        ),
+        "ChargeCategory,billed,effective,regions,team\n\
+         Purchase,613.200000000000000000000000,0.000000000000000000000000,0,\n\
+         Usage,2.304000000000000000000000,3.984000000000000000000000,2,web\n"
+    );
+}

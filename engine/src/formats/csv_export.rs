@@ -169,6 +169,12 @@ pub fn map_type() -> DataType {
     DataType::Map(Arc::new(entries), false)
 }
 
+/// The text a kind of export writes for a missing value, besides the empty field:
+/// FOCUS's samples write `NULL`.
+fn null_text(kind: ExportKind) -> Option<&'static str> {
+    (kind == ExportKind::FocusExport).then_some("NULL")
+}
+
 /// A provider's reading of a CSV header: the export kind and each column's role;
 /// `None` if the header is not that provider's.
 pub type Rules = fn(&[String]) -> Option<(ExportKind, Vec<Role>)>;
@@ -202,6 +208,7 @@ pub struct CsvExport<'p> {
     kind: ExportKind,
     schema: SchemaRef,
     columns: Vec<Column>,
+    null: Option<&'static str>,
     records: csv::StringRecordsIntoIter<Box<dyn std::io::BufRead + Send + 'p>>,
     width: usize,
     warnings: Vec<String>,
@@ -293,7 +300,7 @@ fn survey(
         }
         rows += 1;
         for (i, value) in record.iter().enumerate() {
-            if value.is_empty() {
+            if value.is_empty() || Some(value) == null_text(kind) {
                 continue;
             }
             let bad = |what: &str| Error::BadRow {
@@ -388,6 +395,7 @@ impl<'p> CsvExport<'p> {
             kind: survey.kind,
             schema: Arc::new(Schema::new(fields)),
             columns,
+            null: null_text(survey.kind),
             records: reader.into_records(),
             width: survey.header.len(),
             warnings: survey.warnings,
@@ -461,9 +469,11 @@ impl CsvExport<'_> {
                 Ok(match c {
                     Column::Text(i) => {
                         let mut b = StringBuilder::new();
-                        records
-                            .iter()
-                            .for_each(|r| b.append_option(Some(&r[*i]).filter(|v| !v.is_empty())));
+                        records.iter().for_each(|r| {
+                            b.append_option(
+                                Some(&r[*i]).filter(|v| !v.is_empty() && Some(*v) != self.null),
+                            )
+                        });
                         Arc::new(b.finish())
                     }
                     Column::Decimal(i) => {

@@ -247,7 +247,8 @@ pub fn documented_schema(kind: ExportKind) -> SchemaRef {
         | ExportKind::AwsDbr
         | ExportKind::AzureCost
         | ExportKind::AzureUsage
-        | ExportKind::AzureRateCard => vec![],
+        | ExportKind::AzureRateCard
+        | ExportKind::FocusExport => vec![],
     };
     Arc::new(Schema::new(fields))
 }

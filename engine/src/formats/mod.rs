@@ -10,6 +10,7 @@ mod azure_api;
 pub mod conform;
 pub mod csv_export;
 mod extract;
+mod focus;
 pub mod gcp;
 mod gcp_file_export;
 mod ndjson;
@@ -52,11 +53,13 @@ pub enum ExportKind {
     AzureUsage,
     /// Azure RateCard API replies, one row per price tier.
     AzureRateCard,
+    /// A provider's FinOps FOCUS export.
+    FocusExport,
 }
 
 impl ExportKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ExportKind; 9] = [
+    pub const ALL: [ExportKind; 10] = [
         ExportKind::GcpStandard,
         ExportKind::GcpResource,
         ExportKind::GcpPricing,
@@ -66,6 +69,7 @@ impl ExportKind {
         ExportKind::AzureCost,
         ExportKind::AzureUsage,
         ExportKind::AzureRateCard,
+        ExportKind::FocusExport,
     ];
 
     /// The table name a store registers this kind under.
@@ -80,6 +84,7 @@ impl ExportKind {
             ExportKind::AzureCost => "azure_cost",
             ExportKind::AzureUsage => "azure_usage",
             ExportKind::AzureRateCard => "azure_ratecard",
+            ExportKind::FocusExport => "focus_export",
         }
     }
 
@@ -93,6 +98,7 @@ impl ExportKind {
         match self {
             ExportKind::AwsCur | ExportKind::AwsDbr => "aws",
             ExportKind::AzureCost | ExportKind::AzureUsage | ExportKind::AzureRateCard => "azure",
+            ExportKind::FocusExport => "focus",
             _ => "gcp",
         }
     }
@@ -106,6 +112,7 @@ impl ExportKind {
             ExportKind::AzureCost => "billingAccountId",
             ExportKind::AzureUsage => "subscriptionId",
             ExportKind::AzureRateCard => "currency",
+            ExportKind::FocusExport => "BillingAccountId",
             _ => "billing_account_id",
         }
     }
@@ -141,6 +148,9 @@ impl ExportKind {
             // Not money, but what must reconcile: metered quantities and prices.
             ExportKind::AzureUsage => &["quantity"],
             ExportKind::AzureRateCard => &["rate"],
+            ExportKind::FocusExport => {
+                &["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"]
+            }
         }
     }
 
@@ -155,6 +165,7 @@ impl ExportKind {
             ExportKind::AzureCost => "date",
             ExportKind::AzureUsage => "usageStartTime",
             ExportKind::AzureRateCard => "effectiveDate",
+            ExportKind::FocusExport => "ChargePeriodStart",
         }
     }
 }
@@ -285,7 +296,7 @@ pub fn open<'p>(
             sniffed.packing,
             progress,
             lenient,
-            &[aws::roles, azure::roles],
+            &[aws::roles, azure::roles, focus::roles],
         )?)),
         Encoding::Avro => Ok(Box::new(extract::Extract::avro(
             path,
