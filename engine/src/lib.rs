@@ -23,6 +23,7 @@ pub mod config;
 pub mod convert;
 pub mod deliveries;
 pub mod error;
+pub mod focus;
 pub mod formats;
 pub mod money;
 pub mod progress;

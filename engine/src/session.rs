@@ -78,6 +78,9 @@ impl Session {
         for name in crate::rating::register(&self.ctx).await? {
             self.remember(&name).await?;
         }
+        if crate::focus::register(&self.ctx, &self.tables).await? {
+            self.remember("focus").await?;
+        }
         Ok(())
     }
 

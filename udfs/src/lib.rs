@@ -40,6 +40,7 @@ pub fn all_scalar() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(billing::lookup::KeyLookup::new(
             billing::lookup::Lookup::Tag,
         ))),
+        Arc::new(ScalarUDF::from(billing::tags_map::TagsMap::new())),
         Arc::new(ScalarUDF::from(bigquery::array_sum::BqArraySum::new())),
         Arc::new(ScalarUDF::from(bigquery::cast_int64::BqCastInt64::new())),
         Arc::new(ScalarUDF::from(bigquery::divide::BqDivide::new(false))),

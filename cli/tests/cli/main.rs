@@ -5,6 +5,7 @@ mod azure;
 mod common;
 mod convert;
 mod errors;
+mod focus;
 mod query;
 mod remote;
 mod s3;

@@ -5,6 +5,7 @@ pub mod lookup;
 pub mod micros;
 pub mod money_sum;
 pub mod net_cost;
+pub mod tags_map;
 
 use arrow::array::{Array, ArrayRef, AsArray, StructArray};
 use arrow::datatypes::DataType;
