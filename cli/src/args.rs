@@ -78,11 +78,36 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Reports for cron and CI: CSV, JSON, Markdown and HTML files.
+    Report {
+        #[command(subcommand)]
+        report: ReportCommand,
+    },
     /// Convert the bundled sample exports and print their invoice totals.
     Demo {
         /// Keep the demo store here instead of a temporary directory.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+/// The reports billq writes.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// The monthly report: invoice totals, cost by service and project, charges,
+    /// untagged share, month-over-month change and trend.
+    Monthly {
+        /// The month, `YYYY-MM`.
+        #[arg(long)]
+        month: String,
+        #[command(flatten)]
+        tables: TableArgs,
+        /// A report folder (`report.toml` and SQL files) instead of the built-in one.
+        #[arg(long)]
+        spec: Option<PathBuf>,
+        /// Where to write the report's files.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 

@@ -28,6 +28,7 @@ pub mod formats;
 pub mod money;
 pub mod progress;
 pub mod rating;
+pub mod report;
 pub mod session;
 pub mod source;
 pub mod sql;

@@ -4,6 +4,7 @@ mod catalog;
 mod convert;
 mod demo;
 mod query;
+mod report;
 mod shell;
 mod whatif;
 
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Schema { name, tables } => catalog::schema(&name, &tables).await,
         Command::Shell { tables, dialect } => shell::run(&tables, dialect.into()).await,
         Command::Demo { out } => demo::run(out, cli.quiet).await,
+        Command::Report { report } => report::run(report).await,
         Command::Whatif {
             region,
             rate_card,

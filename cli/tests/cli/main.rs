@@ -8,5 +8,6 @@ mod errors;
 mod focus;
 mod query;
 mod remote;
+mod report;
 mod s3;
 mod seed;

@@ -1,0 +1,198 @@
+//! `billq report monthly` over GCP, AWS and Azure test data: every number worked out
+//! from the fixtures, the same bytes from the same data, and the HTML rendered by a
+//! real headless Chromium (which `scripts/test` installs).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+
+/// A store with GCP (seed invoice example), AWS (legacy CUR) and Azure (EA, MCA) data.
+fn multi_cloud_store() -> tempfile::TempDir {
+    let store = tempfile::tempdir().unwrap();
+    convert(
+        store.path(),
+        &[
+            &testdata("seed-queries/data/invoice_example.jsonl"),
+            &testdata("aws/cur_legacy_2024-01_2024-02.csv"),
+            &testdata("azure/ea_actual_2023-09.csv"),
+            &testdata("azure/mca_2023-10.csv"),
+        ],
+    );
+    store
+}
+
+fn report(store: &Path, month: &str, out: &Path) {
+    let run = billq()
+        .args(["report", "monthly", "--month", month, "--data"])
+        .arg(store)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap()
+}
+
+#[test]
+fn monthly_report_numbers_are_the_bills() {
+    let store = multi_cloud_store();
+    let out = tempfile::tempdir().unwrap();
+    report(store.path(), "2023-10", out.path());
+    // GCP's October invoice (invoice.month 202310): 1000.45 usage + 10.0003 tax -
+    // 0.0049 rounding = 1010.4454; Azure's MCA October billing period: 1.84 + 5.6 +
+    // 0.912 = 8.352 EUR.
+    assert_eq!(
+        read(out.path(), "invoice_totals.csv"),
+        "provider,billing_account_id,invoice_month,currency,total\n\
+         azure,mca:1234,2023-10,EUR,8.352\n\
+         gcp,123456-ABCDEF-123456,2023-10,USD,1010.4454\n"
+    );
+    // September: Azure EA 616.91149968 USD, nothing for GCP.
+    assert_eq!(
+        read(out.path(), "month_over_month.csv"),
+        "provider,currency,this_month,previous_month,change\n\
+         Google Cloud,USD,1010.4454,0,1010.4454\n\
+         Microsoft,EUR,8.352,0,8.352\n\
+         Microsoft,USD,0,616.91149968,-616.91149968\n"
+    );
+    assert_eq!(
+        read(out.path(), "by_charge.csv"),
+        "provider,charge_category,currency,billed,effective\n\
+         Google Cloud,Adjustment,USD,-0.0049,-0.0049\n\
+         Google Cloud,Tax,USD,10.0003,10.0003\n\
+         Google Cloud,Usage,USD,1000.45,1000.45\n\
+         Microsoft,Usage,EUR,8.352,8.352\n"
+    );
+    // MCA rows carry tags; the seed invoice rows have no labels.
+    assert_eq!(
+        read(out.path(), "untagged.csv"),
+        "provider,currency,total,untagged,untagged_percent\n\
+         Google Cloud,USD,1010.4454,1010.4454,100.0\n\
+         Microsoft,EUR,8.352,0,0.0\n"
+    );
+    assert!(read(out.path(), "invoice_totals.json").contains(
+        r#"{"provider": "gcp", "billing_account_id": "123456-ABCDEF-123456", "invoice_month": "2023-10", "currency": "USD", "total": 1010.4454}"#
+    ));
+    assert!(read(out.path(), "summary.md").contains(
+        "| provider | billing_account_id | invoice_month | currency | total |\n| --- | --- | --- | --- | --- |\n| azure | mca:1234 | 2023-10 | EUR | 8.352 |\n"
+    ));
+}
+
+/// Every file of a report, with the `generated` line taken out.
+fn contents(dir: &Path) -> Vec<(String, String)> {
+    files_below(dir)
+        .into_iter()
+        .map(|f| {
+            let text = read(dir, &f);
+            let kept: Vec<&str> = text
+                .lines()
+                .map(|l| match l.find("generated ") {
+                    Some(i) => &l[..i],
+                    None => l,
+                })
+                .collect();
+            (f, kept.join("\n"))
+        })
+        .collect()
+}
+
+#[test]
+fn same_data_same_bytes() {
+    let store = multi_cloud_store();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    report(store.path(), "2023-10", a.path());
+    report(store.path(), "2023-10", b.path());
+    assert_eq!(contents(a.path()).len(), 16);
+    assert_eq!(contents(a.path()), contents(b.path()));
+}
+
+#[test]
+fn a_bad_month_is_a_clear_error() {
+    let store = multi_cloud_store();
+    let out = tempfile::tempdir().unwrap();
+    let run = billq()
+        .args(["report", "monthly", "--month", "2023-13", "--data"])
+        .arg(store.path())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(run.stderr).unwrap(),
+        "billq: --month \"2023-13\" is not YYYY-MM\n"
+    );
+}
+
+fn chromium() -> PathBuf {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            let found = Command::new("sh")
+                .args(["-c", &format!("command -v {name}")])
+                .output()
+                .ok()?;
+            let path = String::from_utf8(found.stdout).ok()?;
+            (!path.trim().is_empty()).then(|| PathBuf::from(path.trim()))
+        })
+        .expect("a headless Chromium (scripts/test installs Debian's chromium)")
+}
+
+#[test]
+fn the_html_report_renders_its_charts_in_chromium() {
+    let store = multi_cloud_store();
+    let out = tempfile::tempdir().unwrap();
+    report(store.path(), "2023-10", out.path());
+    let html = out.path().join("report.html");
+    let page = format!("file://{}", html.display());
+    let profile = tempfile::tempdir().unwrap();
+    let headless = |extra: &[&str]| {
+        Command::new(chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--enable-logging=stderr",
+                "--v=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(&page)
+            .output()
+            .unwrap()
+    };
+    let dom = headless(&["--dump-dom"]);
+    assert!(dom.status.success());
+    let dom = String::from_utf8(dom.stdout).unwrap();
+    // Charts of invoice totals, services, projects and trend, with their bars.
+    assert_eq!(dom.matches("<svg class=\"chart\"").count(), 4, "{dom}");
+    // Bars: 2 invoices, 4 services, 2 projects, 3 months of trend.
+    assert_eq!(
+        dom.matches("<rect class=\"bar\"").count(),
+        2 + 4 + 2 + 3,
+        "{dom}"
+    );
+    assert!(dom.contains("<h1>Cloud spend: 2023-10</h1>"));
+    let shot = std::env::var_os("CARGO_TARGET_TMPDIR")
+        .map_or_else(|| out.path().to_path_buf(), PathBuf::from)
+        .join("report-2023-10.png");
+    let screenshot = headless(&[
+        "--window-size=1280,2400",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    let log = String::from_utf8_lossy(&screenshot.stderr).to_string();
+    assert!(screenshot.status.success(), "{log}");
+    assert!(!log.contains("CONSOLE"), "console messages: {log}");
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(png.len() > 10_000, "a blank page? {} bytes", png.len());
+}

@@ -1,0 +1,484 @@
+//! Reports defined as SQL files plus a small spec (`report.toml`: a title and, per
+//! table, a name, a title, its SQL file and an optional bar chart), run over a
+//! session's tables and written as CSV and JSON per table, a Markdown summary and one
+//! self-contained HTML file with inline SVG charts. The built-in monthly report is
+//! `engine/reports/monthly/`; users copy it and add their own tables without code.
+//!
+//! The SQL is DataFusion's; `${month}` (`YYYY-MM`), `${previous}` (the month before)
+//! and `${six_months_ago}` are replaced before it runs. The same data gives the same
+//! bytes: only the `generated` line of the summary and the HTML changes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::DataType;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::session::Session;
+use crate::sql::Dialect;
+
+/// A report's spec.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Spec {
+    pub title: String,
+    pub tables: Vec<TableSpec>,
+    /// SQL text by file name.
+    #[serde(skip)]
+    sql: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TableSpec {
+    pub name: String,
+    pub title: String,
+    pub sql: String,
+    pub chart: Option<Chart>,
+}
+
+/// A bar chart of one column (`value`) by another (`label`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Chart {
+    pub kind: String,
+    pub label: String,
+    pub value: String,
+}
+
+/// The built-in monthly report's files.
+const MONTHLY: [(&str, &str); 8] = [
+    (
+        "report.toml",
+        include_str!("../reports/monthly/report.toml"),
+    ),
+    (
+        "invoice_totals.sql",
+        include_str!("../reports/monthly/invoice_totals.sql"),
+    ),
+    (
+        "by_service.sql",
+        include_str!("../reports/monthly/by_service.sql"),
+    ),
+    (
+        "by_project.sql",
+        include_str!("../reports/monthly/by_project.sql"),
+    ),
+    (
+        "by_charge.sql",
+        include_str!("../reports/monthly/by_charge.sql"),
+    ),
+    (
+        "untagged.sql",
+        include_str!("../reports/monthly/untagged.sql"),
+    ),
+    (
+        "month_over_month.sql",
+        include_str!("../reports/monthly/month_over_month.sql"),
+    ),
+    ("trend.sql", include_str!("../reports/monthly/trend.sql")),
+];
+
+impl Spec {
+    /// The built-in monthly report.
+    pub fn monthly() -> Result<Self> {
+        let files: BTreeMap<String, String> = MONTHLY
+            .iter()
+            .map(|(name, text)| (name.to_string(), text.to_string()))
+            .collect();
+        Self::from_files(Path::new("<built-in monthly report>"), files)
+    }
+
+    /// A report from a folder holding `report.toml` and its SQL files.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let mut files = BTreeMap::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| Error::io(dir, e))?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if name.ends_with(".sql") || name == "report.toml" {
+                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                files.insert(name, text);
+            }
+        }
+        Self::from_files(dir, files)
+    }
+
+    fn from_files(origin: &Path, mut files: BTreeMap<String, String>) -> Result<Self> {
+        let bad = |message: String| Error::Catalog {
+            path: origin.join("report.toml"),
+            message,
+        };
+        let text = files
+            .remove("report.toml")
+            .ok_or_else(|| bad("no report.toml".into()))?;
+        let mut spec: Spec = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+        for t in &spec.tables {
+            if !files.contains_key(&t.sql) {
+                return Err(bad(format!(
+                    "table {} names {}, which is not there",
+                    t.name, t.sql
+                )));
+            }
+        }
+        spec.sql = files;
+        Ok(spec)
+    }
+}
+
+/// A month as `YYYY-MM`, checked, and the months around it the SQL may use.
+pub struct Month {
+    pub text: String,
+    year: i32,
+    month: u32,
+}
+
+impl Month {
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || Error::Unanswerable(format!("--month {text:?} is not YYYY-MM"));
+        let (y, m) = text.split_once('-').ok_or_else(bad)?;
+        let (year, month): (i32, u32) =
+            (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if y.len() != 4 || m.len() != 2 || !(1..=12).contains(&month) {
+            return Err(bad());
+        }
+        Ok(Self {
+            text: text.to_string(),
+            year,
+            month,
+        })
+    }
+
+    /// `YYYY-MM` `n` months earlier.
+    fn back(&self, n: u32) -> String {
+        let index = self.year * 12 + self.month as i32 - 1 - n as i32;
+        format!(
+            "{:04}-{:02}",
+            index.div_euclid(12),
+            index.rem_euclid(12) + 1
+        )
+    }
+}
+
+/// One table of a run report: column names and rows of display text (`None`: NULL).
+pub struct Table {
+    pub spec: TableSpec,
+    pub columns: Vec<String>,
+    pub numeric: Vec<bool>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+/// A value as the report writes it: decimals exactly, without trailing zeros.
+fn cell(array: &dyn Array, row: usize, formatter: &ArrayFormatter) -> Option<String> {
+    if array.is_null(row) {
+        return None;
+    }
+    let text = formatter.value(row).to_string();
+    Some(match array.data_type() {
+        DataType::Decimal128(_, s) if *s > 0 && text.contains('.') => {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+        _ => text,
+    })
+}
+
+fn table(
+    spec: &TableSpec,
+    batches: &[RecordBatch],
+    schema: &arrow::datatypes::Schema,
+) -> Result<Table> {
+    let options = FormatOptions::default();
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .zip(&formatters)
+                    .map(|(c, f)| cell(c.as_ref(), row, f))
+                    .collect(),
+            );
+        }
+    }
+    Ok(Table {
+        spec: spec.clone(),
+        columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+        numeric: schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().is_numeric())
+            .collect(),
+        rows,
+    })
+}
+
+/// Runs every table of `spec` for `month`.
+pub async fn run(session: &Session, spec: &Spec, month: &Month) -> Result<Vec<Table>> {
+    if !session.has_table("focus") {
+        return Err(Error::Unanswerable(
+            "the report needs billing data: no GCP, AWS, Azure or FOCUS table in the given stores"
+                .into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for t in &spec.tables {
+        let sql = spec.sql[&t.sql]
+            .replace("${month}", &month.text)
+            .replace("${previous}", &month.back(1))
+            .replace("${six_months_ago}", &month.back(6));
+        let df = session
+            .sql(&sql, Dialect::DataFusion)
+            .await
+            .map_err(|e| Error::Unanswerable(format!("report table {}: {e}", t.name)))?;
+        let schema = df.schema().as_arrow().clone();
+        let batches = df.collect().await?;
+        out.push(table(t, &batches, &schema)?);
+    }
+    Ok(out)
+}
+
+fn csv(t: &Table) -> String {
+    let quote = |v: &str| {
+        if v.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", v.replace('"', "\"\""))
+        } else {
+            v.to_string()
+        }
+    };
+    let mut out = t
+        .columns
+        .iter()
+        .map(|c| quote(c))
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    for row in &t.rows {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|v| quote(v.as_deref().unwrap_or("")))
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Rows as JSON objects; numbers keep their exact decimal text.
+fn json(t: &Table) -> String {
+    let rows: Vec<String> = t
+        .rows
+        .iter()
+        .map(|row| {
+            let fields: Vec<String> = t
+                .columns
+                .iter()
+                .zip(row)
+                .zip(&t.numeric)
+                .map(|((c, v), numeric)| {
+                    let value = match v {
+                        None => "null".to_string(),
+                        Some(v) if *numeric => v.clone(),
+                        Some(v) => serde_json::Value::String(v.clone()).to_string(),
+                    };
+                    format!("{}: {value}", serde_json::Value::String(c.clone()))
+                })
+                .collect();
+            format!("  {{{}}}", fields.join(", "))
+        })
+        .collect();
+    format!("[\n{}\n]\n", rows.join(",\n"))
+}
+
+fn markdown_table(t: &Table) -> String {
+    let escape = |s: &str| s.replace('|', "\\|");
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        t.columns.join(" | "),
+        " --- |".repeat(t.columns.len())
+    );
+    for row in &t.rows {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|v| escape(v.as_deref().unwrap_or("")))
+            .collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    out
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A horizontal bar chart of `chart.value` by `chart.label`, as inline SVG.
+fn svg_chart(t: &Table, chart: &Chart) -> Option<String> {
+    let label = t.columns.iter().position(|c| *c == chart.label)?;
+    let value = t.columns.iter().position(|c| *c == chart.value)?;
+    let bars: Vec<(String, f64, String)> = t
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let text = r[value].clone()?;
+            Some((
+                r[label].clone().unwrap_or_default(),
+                text.parse().ok()?,
+                text,
+            ))
+        })
+        .take(12)
+        .collect();
+    if bars.is_empty() {
+        return None;
+    }
+    let max = bars
+        .iter()
+        .map(|b| b.1.abs())
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let (width, row) = (640.0, 26.0);
+    let height = row * bars.len() as f64 + 10.0;
+    let mut svg = format!(
+        r#"<svg class="chart" role="img" aria-label="{}" width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">"#,
+        html_escape(&t.spec.title)
+    );
+    for (i, (name, v, text)) in bars.iter().enumerate() {
+        let y = 5.0 + i as f64 * row;
+        let w = (v.abs() / max * 360.0).max(1.0);
+        let _ = write!(
+            svg,
+            r##"<text x="0" y="{ty:.1}" font-size="12">{name}</text><rect class="bar" x="200" y="{y:.1}" width="{w:.1}" height="18" fill="{fill}"/><text x="{tx:.1}" y="{ty:.1}" font-size="12">{text}</text>"##,
+            ty = y + 13.0,
+            name = html_escape(&name.chars().take(30).collect::<String>()),
+            fill = if *v < 0.0 { "#c0504d" } else { "#4f81bd" },
+            tx = 205.0 + w,
+            text = html_escape(text),
+        );
+    }
+    svg.push_str("</svg>");
+    Some(svg)
+}
+
+fn html(spec: &Spec, month: &Month, tables: &[Table], generated: &str) -> String {
+    let mut body = String::new();
+    for t in tables {
+        let _ = write!(
+            body,
+            "<section id=\"{}\"><h2>{}</h2>",
+            t.spec.name,
+            html_escape(&t.spec.title)
+        );
+        if let Some(svg) = t.spec.chart.as_ref().and_then(|c| svg_chart(t, c)) {
+            body.push_str(&svg);
+        }
+        body.push_str("<table><thead><tr>");
+        for c in &t.columns {
+            let _ = write!(body, "<th>{}</th>", html_escape(c));
+        }
+        body.push_str("</tr></thead><tbody>");
+        for row in &t.rows {
+            body.push_str("<tr>");
+            for (v, numeric) in row.iter().zip(&t.numeric) {
+                let class = if *numeric { " class=\"num\"" } else { "" };
+                let _ = write!(
+                    body,
+                    "<td{class}>{}</td>",
+                    html_escape(v.as_deref().unwrap_or(""))
+                );
+            }
+            body.push_str("</tr>");
+        }
+        body.push_str("</tbody></table></section>\n");
+    }
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} {month}</title>\n\
+<style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}\
+th,td{{border:1px solid #ccc;padding:4px 8px}}td.num{{text-align:right;font-family:monospace}}\
+section{{page-break-inside:avoid}}@media print{{body{{margin:0}}}}</style></head>\n\
+<body><h1>{title}: {month}</h1><p class=\"generated\">{generated}</p>\n{body}</body></html>\n",
+        title = html_escape(&spec.title),
+        month = month.text,
+        generated = html_escape(generated),
+    )
+}
+
+/// The line that tells when and by what a report was made: the only part of a
+/// report's files that changes when the data does not.
+pub fn generated_line() -> String {
+    format!(
+        "generated {} by billq {}",
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&temp, bytes).map_err(|e| Error::io(&temp, e))?;
+    std::fs::rename(&temp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Writes the report's files into `out`; returns their paths.
+pub fn write(
+    spec: &Spec,
+    month: &Month,
+    tables: &[Table],
+    out: &Path,
+    generated: &str,
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut written = Vec::new();
+    let mut summary = format!("# {}: {}\n\n{generated}\n", spec.title, month.text);
+    for t in tables {
+        for (ext, text) in [("csv", csv(t)), ("json", json(t))] {
+            let path = out.join(format!("{}.{ext}", t.spec.name));
+            write_atomically(&path, text.as_bytes())?;
+            written.push(path);
+        }
+        let _ = write!(summary, "\n## {}\n\n{}", t.spec.title, markdown_table(t));
+    }
+    for (name, text) in [
+        ("summary.md", summary),
+        ("report.html", html(spec, month, tables, generated)),
+    ] {
+        let path = out.join(name);
+        write_atomically(&path, text.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_and_the_built_in_spec() {
+        let m = Month::parse("2024-01").unwrap();
+        assert_eq!(m.back(1), "2023-12");
+        assert_eq!(m.back(6), "2023-07");
+        assert!(Month::parse("2024-13").is_err());
+        assert!(Month::parse("24-01").is_err());
+        let spec = Spec::monthly().unwrap();
+        assert_eq!(spec.tables[0].name, "invoice_totals");
+    }
+}
