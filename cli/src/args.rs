@@ -105,6 +105,9 @@ pub enum ReportCommand {
         /// A report folder (`report.toml` and SQL files) instead of the built-in one.
         #[arg(long)]
         spec: Option<PathBuf>,
+        /// The config file with the budgets to check (if it exists).
+        #[arg(long, default_value = "billq.toml")]
+        config: PathBuf,
         /// Where to write the report's files.
         #[arg(long)]
         out: PathBuf,

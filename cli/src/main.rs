@@ -14,6 +14,9 @@ use args::Cli;
 /// Exit code of a run that found a verification mismatch.
 pub const EXIT_MISMATCH: u8 = 3;
 
+/// Exit code of a report that found a budget exceeded, or projected to be.
+pub const EXIT_BUDGET: u8 = 4;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -13,6 +13,13 @@
 //! secret_access_key_env = "ACME_AWS_SECRET" #   the standard AWS_* environment
 //! # endpoint = "http://127.0.0.1:9000"    # an S3-compatible server
 //! # allow_http = true
+//!
+//! [[budgets]]                             # checked by `billq report monthly`
+//! name = "aws-prod"
+//! provider = "aws"                        # gcp, aws or azure; all if left out
+//! billing_account_id = "111122223333"     # optional
+//! currency = "USD"
+//! monthly = "25000.00"                    # exact decimal text
 //! ```
 
 use std::collections::BTreeMap;
@@ -29,6 +36,20 @@ use crate::source::StoreOptions;
 pub struct Config {
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
+}
+
+/// A monthly budget over the invoice totals of a provider, billing account and currency.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    pub name: String,
+    pub provider: Option<String>,
+    pub billing_account_id: Option<String>,
+    pub currency: String,
+    /// The amount, as decimal text.
+    pub monthly: String,
 }
 
 /// One named source.

@@ -17,6 +17,11 @@ use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde::Deserialize;
 
+use std::str::FromStr;
+
+use bigdecimal::BigDecimal;
+
+use crate::config::Budget;
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::sql::Dialect;
@@ -48,7 +53,7 @@ pub struct Chart {
 }
 
 /// The built-in monthly report's files.
-const MONTHLY: [(&str, &str); 8] = [
+const MONTHLY: [(&str, &str); 11] = [
     (
         "report.toml",
         include_str!("../reports/monthly/report.toml"),
@@ -78,6 +83,18 @@ const MONTHLY: [(&str, &str); 8] = [
         include_str!("../reports/monthly/month_over_month.sql"),
     ),
     ("trend.sql", include_str!("../reports/monthly/trend.sql")),
+    (
+        "top_movers.sql",
+        include_str!("../reports/monthly/top_movers.sql"),
+    ),
+    (
+        "late_charges.sql",
+        include_str!("../reports/monthly/late_charges.sql"),
+    ),
+    (
+        "projection.sql",
+        include_str!("../reports/monthly/projection.sql"),
+    ),
 ];
 
 impl Spec {
@@ -412,6 +429,135 @@ section{{page-break-inside:avoid}}@media print{{body{{margin:0}}}}</style></head
         month = month.text,
         generated = html_escape(generated),
     )
+}
+
+/// How a month's spend stands against a budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetCheck {
+    pub name: String,
+    pub budget: BigDecimal,
+    pub actual: BigDecimal,
+    pub projected: BigDecimal,
+    /// `ok`, `projected over` or `over`.
+    pub status: &'static str,
+}
+
+/// A decimal of a report cell (`None` for NULL or text that is no number).
+fn decimal(v: &Option<String>) -> Option<BigDecimal> {
+    v.as_deref().and_then(|t| BigDecimal::from_str(t).ok())
+}
+
+/// Checks `budgets` against the report's `invoice_totals` (actual) and `projection`
+/// (each provider's run rate, applied to its accounts' totals).
+pub fn check_budgets(budgets: &[Budget], tables: &[Table]) -> Result<Vec<BudgetCheck>> {
+    let find = |name: &str| tables.iter().find(|t| t.spec.name == name);
+    let column = |t: &Table, name: &str| t.columns.iter().position(|c| c == name);
+    let (Some(invoices), projection) = (find("invoice_totals"), find("projection")) else {
+        return Err(Error::Unanswerable(
+            "budgets need the report's invoice_totals table".into(),
+        ));
+    };
+    let at = |t: &Table, names: [&str; 3]| names.map(|n| column(t, n));
+    let [Some(provider), Some(account), Some(currency)] =
+        at(invoices, ["provider", "billing_account_id", "currency"])
+    else {
+        return Err(Error::Unanswerable(
+            "invoice_totals lacks provider, billing_account_id or currency".into(),
+        ));
+    };
+    let total = column(invoices, "total");
+    let mut out = Vec::new();
+    for b in budgets {
+        let amount = BigDecimal::from_str(&b.monthly).map_err(|_| {
+            Error::Unanswerable(format!(
+                "budget {}: {:?} is not an amount",
+                b.name, b.monthly
+            ))
+        })?;
+        let matches = |row: &[Option<String>]| {
+            b.provider
+                .as_deref()
+                .is_none_or(|p| row[provider].as_deref() == Some(p))
+                && b.billing_account_id
+                    .as_deref()
+                    .is_none_or(|a| row[account].as_deref() == Some(a))
+                && row[currency].as_deref() == Some(b.currency.as_str())
+        };
+        let mut actual = BigDecimal::from(0);
+        let mut projected = BigDecimal::from(0);
+        for row in invoices.rows.iter().filter(|r| matches(r)) {
+            let spent = total.and_then(|i| decimal(&row[i])).unwrap_or_default();
+            // The provider's run rate: projected / to date, in the report's names.
+            let rate = projection.and_then(|p| {
+                let [Some(pp), Some(pc), Some(to_date)] =
+                    at(p, ["provider", "currency", "to_date"])
+                else {
+                    return None;
+                };
+                let projected = column(p, "projected")?;
+                let name = match row[provider].as_deref()? {
+                    "gcp" => "Google Cloud",
+                    "aws" => "AWS",
+                    "azure" => "Microsoft",
+                    other => other,
+                };
+                let r = p
+                    .rows
+                    .iter()
+                    .find(|r| r[pp].as_deref() == Some(name) && r[pc] == row[currency])?;
+                let (done, whole) = (decimal(&r[to_date])?, decimal(&r[projected])?);
+                (done != BigDecimal::from(0)).then(|| whole / done)
+            });
+            projected += match rate {
+                Some(rate) => (&spent * rate).round(6),
+                None => spent.clone(),
+            };
+            actual += spent;
+        }
+        let status = if actual > amount {
+            "over"
+        } else if projected > amount {
+            "projected over"
+        } else {
+            "ok"
+        };
+        out.push(BudgetCheck {
+            name: b.name.clone(),
+            budget: amount,
+            actual: actual.normalized(),
+            projected: projected.normalized(),
+            status,
+        });
+    }
+    Ok(out)
+}
+
+/// The budget checks as a report table (`budgets.csv`, ...).
+pub fn budget_table(checks: &[BudgetCheck]) -> Table {
+    Table {
+        spec: TableSpec {
+            name: "budgets".into(),
+            title: "Budgets".into(),
+            sql: String::new(),
+            chart: None,
+        },
+        columns: ["name", "budget", "actual", "projected", "status"]
+            .map(String::from)
+            .to_vec(),
+        numeric: vec![false, true, true, true, false],
+        rows: checks
+            .iter()
+            .map(|c| {
+                vec![
+                    Some(c.name.clone()),
+                    Some(c.budget.to_plain_string()),
+                    Some(c.actual.to_plain_string()),
+                    Some(c.projected.to_plain_string()),
+                    Some(c.status.to_string()),
+                ]
+            })
+            .collect(),
+    }
 }
 
 /// The line that tells when and by what a report was made: the only part of a

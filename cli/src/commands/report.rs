@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use billq_engine::Result;
+use billq_engine::config::Config;
 use billq_engine::report::{self, Month, Spec};
 
 use crate::args::ReportCommand;
@@ -12,6 +13,7 @@ pub async fn run(command: ReportCommand) -> Result<ExitCode> {
         month,
         tables,
         spec,
+        config,
         out,
     } = command;
     let month = Month::parse(&month)?;
@@ -19,11 +21,31 @@ pub async fn run(command: ReportCommand) -> Result<ExitCode> {
         Some(dir) => Spec::load(dir)?,
         None => Spec::monthly()?,
     };
+    let budgets = if config.exists() {
+        Config::load(&config)?.budgets
+    } else {
+        Vec::new()
+    };
     let session = super::session(&tables).await?;
-    let results = report::run(&session, &spec, &month).await?;
+    let mut results = report::run(&session, &spec, &month).await?;
+    let checks = report::check_budgets(&budgets, &results)?;
+    if !checks.is_empty() {
+        results.push(report::budget_table(&checks));
+    }
     let generated = report::generated_line();
     for path in report::write(&spec, &month, &results, &out, &generated)? {
         eprintln!("wrote {}", path.display());
     }
-    Ok(ExitCode::SUCCESS)
+    let over: Vec<_> = checks.iter().filter(|c| c.status != "ok").collect();
+    for c in &over {
+        eprintln!(
+            "billq: budget {} is {} for {}: {} spent, {} projected, budget {}",
+            c.name, c.status, month.text, c.actual, c.projected, c.budget
+        );
+    }
+    Ok(if over.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::EXIT_BUDGET)
+    })
 }

@@ -110,7 +110,7 @@ fn same_data_same_bytes() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     report(store.path(), "2023-10", a.path());
     report(store.path(), "2023-10", b.path());
-    assert_eq!(contents(a.path()).len(), 16);
+    assert_eq!(contents(a.path()).len(), 22);
     assert_eq!(contents(a.path()), contents(b.path()));
 }
 
@@ -173,12 +173,12 @@ fn the_html_report_renders_its_charts_in_chromium() {
     let dom = headless(&["--dump-dom"]);
     assert!(dom.status.success());
     let dom = String::from_utf8(dom.stdout).unwrap();
-    // Charts of invoice totals, services, projects and trend, with their bars.
-    assert_eq!(dom.matches("<svg class=\"chart\"").count(), 4, "{dom}");
-    // Bars: 2 invoices, 4 services, 2 projects, 3 months of trend.
+    // Charts of invoice totals, services, projects, movers and trend, with their bars.
+    assert_eq!(dom.matches("<svg class=\"chart\"").count(), 5, "{dom}");
+    // Bars: 2 invoices, 4 services, 2 projects, 7 movers, 3 months of trend.
     assert_eq!(
         dom.matches("<rect class=\"bar\"").count(),
-        2 + 4 + 2 + 3,
+        2 + 4 + 2 + 7 + 3,
         "{dom}"
     );
     assert!(dom.contains("<h1>Cloud spend: 2023-10</h1>"));
@@ -195,4 +195,65 @@ fn the_html_report_renders_its_charts_in_chromium() {
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert!(png.len() > 10_000, "a blank page? {} bytes", png.len());
+}
+
+#[test]
+fn budgets_exceeded_or_projected_over_give_exit_code_4() {
+    let store = multi_cloud_store();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("billq.toml");
+    std::fs::write(
+        &config,
+        "[[budgets]]\nname = \"gcp\"\nprovider = \"gcp\"\ncurrency = \"USD\"\nmonthly = \"2000\"\n\n\
+         [[budgets]]\nname = \"azure-mca\"\nprovider = \"azure\"\nbilling_account_id = \"mca:1234\"\n\
+         currency = \"EUR\"\nmonthly = \"50\"\n\n\
+         [[budgets]]\nname = \"all-usd\"\ncurrency = \"USD\"\nmonthly = \"1000\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("report");
+    let run = billq()
+        .args(["report", "monthly", "--month", "2023-10", "--data"])
+        .arg(store.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(4));
+    let log = String::from_utf8(run.stderr).unwrap();
+    // Azure's 8.352 EUR in the first 3 days of October runs at 8.352 / 3 × 31 = 86.304.
+    assert!(
+        log.ends_with(
+            "billq: budget azure-mca is projected over for 2023-10: 8.352 spent, 86.304 projected, budget 50\n\
+             billq: budget all-usd is over for 2023-10: 1010.4454 spent, 1010.4454 projected, budget 1000\n"
+        ),
+        "{log}"
+    );
+    assert_eq!(
+        read(&out, "budgets.csv"),
+        "name,budget,actual,projected,status\n\
+         gcp,2000,1010.4454,1010.4454,ok\n\
+         azure-mca,50,8.352,86.304,projected over\n\
+         all-usd,1000,1010.4454,1010.4454,over\n"
+    );
+    assert_eq!(
+        read(&out, "projection.csv"),
+        "provider,currency,to_date,days_elapsed,days_in_month,projected\n\
+         Google Cloud,USD,1010.4454,31,31,1010.4454\n\
+         Microsoft,EUR,8.352,3,31,86.304\n"
+    );
+}
+
+#[test]
+fn late_charges_are_earlier_usage_on_this_invoice() {
+    let store = multi_cloud_store();
+    let out = tempfile::tempdir().unwrap();
+    report(store.path(), "2023-11", out.path());
+    // The seed invoice's October usage credited on the November invoice.
+    assert_eq!(
+        read(out.path(), "late_charges.csv"),
+        "provider,usage_month,currency,charges,total\n\
+         Google Cloud,2023-10,USD,1,-5.002573\n"
+    );
 }
