@@ -506,7 +506,7 @@ pub fn check_budgets(budgets: &[Budget], tables: &[Table]) -> Result<Vec<BudgetC
                     .iter()
                     .find(|r| r[pp].as_deref() == Some(name) && r[pc] == row[currency])?;
                 let (done, whole) = (decimal(&r[to_date])?, decimal(&r[projected])?);
-                (done != BigDecimal::from(0)).then(|| whole / done)
+                (done != 0).then(|| whole / done)
             });
             projected += match rate {
                 Some(rate) => (&spent * rate).round(6),

@@ -134,7 +134,8 @@ fn tables_and_schema() {
         .unwrap();
     assert_eq!(
         String::from_utf8(tables.stdout).unwrap(),
-        "gcp_billing_export\ngcp_file_export\n"
+        // The tables, and the focus view over them.
+        "focus\ngcp_billing_export\ngcp_file_export\n"
     );
     let schema = billq()
         .args(["schema", "gcp_billing_export", "--data"])
