@@ -20,6 +20,11 @@
 //! billing_account_id = "111122223333"     # optional
 //! currency = "USD"
 //! monthly = "25000.00"                    # exact decimal text
+//!
+//! [[projects]]                            # who owes what, across providers
+//! name = "web"
+//! accounts = ["111122223333", "mca:1234"] # billing or sub-account ids (projects, subscriptions)
+//! tags = { team = "web" }                 # or rows with one of these tag values
 //! ```
 
 use std::collections::BTreeMap;
@@ -38,6 +43,20 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     #[serde(default)]
     pub budgets: Vec<Budget>,
+    #[serde(default)]
+    pub projects: Vec<Project>,
+}
+
+/// A project or team: the accounts and tags whose cost it owns. A row belongs to the
+/// first project (in the file's order) it matches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    pub name: String,
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A monthly budget over the invoice totals of a provider, billing account and currency.

@@ -4,7 +4,8 @@
 //! self-contained HTML file with inline SVG charts. The built-in monthly report is
 //! `engine/reports/monthly/`; users copy it and add their own tables without code.
 //!
-//! The SQL is DataFusion's; `${month}` (`YYYY-MM`), `${previous}` (the month before)
+//! The SQL is DataFusion's, over `focus` and `focus_projects` (`focus` with each row's
+//! project from the config); `${month}` (`YYYY-MM`), `${previous}` (the month before)
 //! and `${six_months_ago}` are replaced before it runs. The same data gives the same
 //! bytes: only the `generated` line of the summary and the HTML changes.
 
@@ -21,7 +22,7 @@ use std::str::FromStr;
 
 use bigdecimal::BigDecimal;
 
-use crate::config::Budget;
+use crate::config::{Budget, Project};
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::sql::Dialect;
@@ -53,7 +54,7 @@ pub struct Chart {
 }
 
 /// The built-in monthly report's files.
-const MONTHLY: [(&str, &str); 11] = [
+const MONTHLY: [(&str, &str); 12] = [
     (
         "report.toml",
         include_str!("../reports/monthly/report.toml"),
@@ -94,6 +95,10 @@ const MONTHLY: [(&str, &str); 11] = [
     (
         "projection.sql",
         include_str!("../reports/monthly/projection.sql"),
+    ),
+    (
+        "by_team.sql",
+        include_str!("../reports/monthly/by_team.sql"),
     ),
 ];
 
@@ -239,14 +244,62 @@ fn table(
     })
 }
 
+/// `text` as an SQL string literal.
+fn lit(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Registers `focus_projects`: the `focus` view with `x_Project`, the first of
+/// `projects` a row belongs to (by billing or sub-account, or by a tag), else
+/// `(unassigned)`; so per-project totals add up to the whole bill.
+pub async fn register_projects(session: &Session, projects: &[Project]) -> Result<()> {
+    let mut case = String::from("CASE");
+    for p in projects {
+        let accounts: Vec<String> = p.accounts.iter().map(|a| lit(a)).collect();
+        let mut tests: Vec<String> = Vec::new();
+        if !accounts.is_empty() {
+            let list = accounts.join(", ");
+            tests.push(format!(
+                "\"BillingAccountId\" IN ({list}) OR \"SubAccountId\" IN ({list})"
+            ));
+        }
+        tests.extend(
+            p.tags
+                .iter()
+                .map(|(k, v)| format!("tag(\"Tags\", {}) = {}", lit(k), lit(v))),
+        );
+        if !tests.is_empty() {
+            let _ = write!(case, " WHEN {} THEN {}", tests.join(" OR "), lit(&p.name));
+        }
+    }
+    let case = if case == "CASE" {
+        "'(unassigned)'".to_string()
+    } else {
+        case + " ELSE '(unassigned)' END"
+    };
+    session
+        .context()
+        .sql(&format!(
+            "CREATE OR REPLACE VIEW focus_projects AS SELECT *, {case} AS \"x_Project\" FROM focus"
+        ))
+        .await?;
+    Ok(())
+}
+
 /// Runs every table of `spec` for `month`.
-pub async fn run(session: &Session, spec: &Spec, month: &Month) -> Result<Vec<Table>> {
+pub async fn run(
+    session: &Session,
+    spec: &Spec,
+    month: &Month,
+    projects: &[Project],
+) -> Result<Vec<Table>> {
     if !session.has_table("focus") {
         return Err(Error::Unanswerable(
             "the report needs billing data: no GCP, AWS, Azure or FOCUS table in the given stores"
                 .into(),
         ));
     }
+    register_projects(session, projects).await?;
     let mut out = Vec::new();
     for t in &spec.tables {
         let sql = spec.sql[&t.sql]

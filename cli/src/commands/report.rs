@@ -21,14 +21,14 @@ pub async fn run(command: ReportCommand) -> Result<ExitCode> {
         Some(dir) => Spec::load(dir)?,
         None => Spec::monthly()?,
     };
-    let budgets = if config.exists() {
-        Config::load(&config)?.budgets
+    let config = if config.exists() {
+        Config::load(&config)?
     } else {
-        Vec::new()
+        Config::default()
     };
     let session = super::session(&tables).await?;
-    let mut results = report::run(&session, &spec, &month).await?;
-    let checks = report::check_budgets(&budgets, &results)?;
+    let mut results = report::run(&session, &spec, &month, &config.projects).await?;
+    let checks = report::check_budgets(&config.budgets, &results)?;
     if !checks.is_empty() {
         results.push(report::budget_table(&checks));
     }

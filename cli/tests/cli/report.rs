@@ -71,6 +71,31 @@ fn monthly_report_numbers_are_the_bills() {
          Google Cloud,Usage,USD,1000.45,1000.45\n\
          Microsoft,Usage,EUR,8.352,8.352\n"
     );
+    // GCP's October rows are all Compute Engine; the MCA rows are 1.84 storage, 5.6
+    // functions and 0.912 virtual machines.
+    assert_eq!(
+        read(out.path(), "by_service.csv"),
+        "provider,service,currency,total\n\
+         Google Cloud,Compute Engine,USD,1010.4454\n\
+         Microsoft,Functions,EUR,5.6\n\
+         Microsoft,Storage,EUR,1.84\n\
+         Microsoft,Virtual Machines,EUR,0.912\n"
+    );
+    assert_eq!(
+        read(out.path(), "by_project.csv"),
+        "provider,project,currency,total\n\
+         Google Cloud,Example Project,USD,1010.4454\n\
+         Microsoft,Fabrikam Data,EUR,8.352\n"
+    );
+    // Six months back from October: the EA's September and October's two bills (the
+    // AWS months are 2024, GCP's other month 2020).
+    assert_eq!(
+        read(out.path(), "trend.csv"),
+        "month,currency,total\n\
+         2023-09,USD,616.91149968\n\
+         2023-10,EUR,8.352\n\
+         2023-10,USD,1010.4454\n"
+    );
     // MCA rows carry tags; the seed invoice rows have no labels.
     assert_eq!(
         read(out.path(), "untagged.csv"),
@@ -110,7 +135,7 @@ fn same_data_same_bytes() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     report(store.path(), "2023-10", a.path());
     report(store.path(), "2023-10", b.path());
-    assert_eq!(contents(a.path()).len(), 22);
+    assert_eq!(contents(a.path()).len(), 24);
     assert_eq!(contents(a.path()), contents(b.path()));
 }
 
@@ -173,12 +198,13 @@ fn the_html_report_renders_its_charts_in_chromium() {
     let dom = headless(&["--dump-dom"]);
     assert!(dom.status.success());
     let dom = String::from_utf8(dom.stdout).unwrap();
-    // Charts of invoice totals, services, projects, movers and trend, with their bars.
-    assert_eq!(dom.matches("<svg class=\"chart\"").count(), 5, "{dom}");
-    // Bars: 2 invoices, 4 services, 2 projects, 7 movers, 3 months of trend.
+    // Charts of invoice totals, services, projects, teams, movers and trend.
+    assert_eq!(dom.matches("<svg class=\"chart\"").count(), 6, "{dom}");
+    // Bars: 2 invoices, 4 services, 2 projects, 2 teams (unassigned: no config), 7
+    // movers, 3 months of trend.
     assert_eq!(
         dom.matches("<rect class=\"bar\"").count(),
-        2 + 4 + 2 + 7 + 3,
+        2 + 4 + 2 + 2 + 7 + 3,
         "{dom}"
     );
     assert!(dom.contains("<h1>Cloud spend: 2023-10</h1>"));
@@ -255,5 +281,39 @@ fn late_charges_are_earlier_usage_on_this_invoice() {
         read(out.path(), "late_charges.csv"),
         "provider,usage_month,currency,charges,total\n\
          Google Cloud,2023-10,USD,1,-5.002573\n"
+    );
+}
+
+#[test]
+fn projects_from_the_config_split_the_bill_across_providers() {
+    let store = multi_cloud_store();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("billq.toml");
+    std::fs::write(
+        &config,
+        "[[projects]]\nname = \"data\"\ntags = { env = \"prod\" }\n\n\
+         [[projects]]\nname = \"platform\"\naccounts = [\"123456-ABCDEF-123456\"]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("report");
+    let run = billq()
+        .args(["report", "monthly", "--month", "2023-10", "--data"])
+        .arg(store.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    // MCA rows tagged env=prod: storage 1.84 + virtual machines 0.912 = 2.752; the
+    // env=dev functions (5.6) are nobody's; GCP's account is the platform's. Each
+    // currency adds up to its invoice total (8.352 EUR, 1010.4454 USD).
+    assert_eq!(
+        read(&out, "by_team.csv"),
+        "project,currency,total\n\
+         (unassigned),EUR,5.6\n\
+         data,EUR,2.752\n\
+         platform,USD,1010.4454\n"
     );
 }
