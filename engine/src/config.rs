@@ -3,6 +3,8 @@
 //! file: it names the environment variables or the AWS profile that hold them.
 //!
 //! ```toml
+//! store = "/var/lib/billq/store"          # where reports read (relative: beside this file)
+//!
 //! [sources.prod-aws]
 //! url = "s3://acme-billing/cur/"          # bucket and prefix of the deliveries
 //! account_name = "Acme production"
@@ -39,6 +41,8 @@ use crate::source::StoreOptions;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The store that reports read when no `--data` is given.
+    pub store: Option<PathBuf>,
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
     #[serde(default)]
@@ -94,10 +98,15 @@ impl Config {
     /// Reads a config file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text).map_err(|e| Error::Catalog {
+        let mut config: Self = toml::from_str(&text).map_err(|e| Error::Catalog {
             path: path.to_path_buf(),
             message: format!("bad config: {}", e.message()),
-        })
+        })?;
+        // A relative store is beside the config file.
+        if let (Some(store), Some(dir)) = (&config.store, path.parent()) {
+            config.store = Some(dir.join(store));
+        }
+        Ok(config)
     }
 
     /// The source called `name`.

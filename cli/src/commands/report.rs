@@ -26,6 +26,11 @@ pub async fn run(command: ReportCommand) -> Result<ExitCode> {
     } else {
         Config::default()
     };
+    let mut tables = tables;
+    if tables.data.is_empty() && tables.table.is_empty() {
+        // For cron: the store the config names.
+        tables.data.extend(config.store.clone());
+    }
     let session = super::session(&tables).await?;
     let mut results = report::run(&session, &spec, &month, &config.projects).await?;
     let checks = report::check_budgets(&config.budgets, &results)?;

@@ -317,3 +317,28 @@ fn projects_from_the_config_split_the_bill_across_providers() {
          platform,USD,1010.4454\n"
     );
 }
+
+#[test]
+fn the_config_names_the_store_for_cron() {
+    let store = multi_cloud_store();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("billq.toml"),
+        format!("store = {:?}\n", store.path().display().to_string()),
+    )
+    .unwrap();
+    let run = billq()
+        .current_dir(dir.path())
+        .args(["report", "monthly", "--month", "2023-10", "--out", "out"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        read(&dir.path().join("out"), "invoice_totals.csv")
+            .ends_with("gcp,123456-ABCDEF-123456,2023-10,USD,1010.4454\n")
+    );
+}
