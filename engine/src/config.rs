@@ -22,6 +22,7 @@
 //! billing_account_id = "111122223333"     # optional
 //! currency = "USD"
 //! monthly = "25000.00"                    # exact decimal text
+//! # project = "web"                       # or a project's share (see [[projects]])
 //!
 //! [[projects]]                            # who owes what, across providers
 //! name = "web"
@@ -68,6 +69,9 @@ pub struct Project {
 #[serde(deny_unknown_fields)]
 pub struct Budget {
     pub name: String,
+    /// A project of `[[projects]]`: its share of the bill (then `provider` and
+    /// `billing_account_id` are not used).
+    pub project: Option<String>,
     pub provider: Option<String>,
     pub billing_account_id: Option<String>,
     pub currency: String,

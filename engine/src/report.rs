@@ -397,15 +397,18 @@ fn html_escape(s: &str) -> String {
 fn svg_chart(t: &Table, chart: &Chart) -> Option<String> {
     let label = t.columns.iter().position(|c| *c == chart.label)?;
     let value = t.columns.iter().position(|c| *c == chart.value)?;
+    // Amounts in different currencies share the axis: each bar says its currency.
+    let currency = t.columns.iter().position(|c| c == "currency");
     let bars: Vec<(String, f64, String)> = t
         .rows
         .iter()
         .filter_map(|r| {
             let text = r[value].clone()?;
+            let unit = currency.and_then(|i| r[i].clone()).unwrap_or_default();
             Some((
                 r[label].clone().unwrap_or_default(),
                 text.parse().ok()?,
-                text,
+                format!("{text} {unit}").trim_end().to_string(),
             ))
         })
         .take(12)
@@ -538,7 +541,14 @@ pub fn check_budgets(budgets: &[Budget], tables: &[Table]) -> Result<Vec<BudgetC
         };
         let mut actual = BigDecimal::from(0);
         let mut projected = BigDecimal::from(0);
-        for row in invoices.rows.iter().filter(|r| matches(r)) {
+        if let Some(project) = &b.project {
+            (actual, projected) = project_spend(tables, project, &b.currency);
+        }
+        for row in invoices
+            .rows
+            .iter()
+            .filter(|r| b.project.is_none() && matches(r))
+        {
             let spent = total.and_then(|i| decimal(&row[i])).unwrap_or_default();
             // The provider's run rate: projected / to date, in the report's names.
             let rate = projection.and_then(|p| {
@@ -583,6 +593,44 @@ pub fn check_budgets(budgets: &[Budget], tables: &[Table]) -> Result<Vec<BudgetC
         });
     }
     Ok(out)
+}
+
+/// A project's spend in `currency` (from `by_team`) and its projection, at the run
+/// rate of all the month's charges in that currency (from `projection`).
+fn project_spend(tables: &[Table], project: &str, currency: &str) -> (BigDecimal, BigDecimal) {
+    let sum = |name: &str, keep: &dyn Fn(&Table, &[Option<String>]) -> bool, value: &str| {
+        let mut total = BigDecimal::from(0);
+        if let Some(t) = tables.iter().find(|t| t.spec.name == name)
+            && let Some(i) = t.columns.iter().position(|c| c == value)
+        {
+            for row in t.rows.iter().filter(|r| keep(t, r)) {
+                total += decimal(&row[i]).unwrap_or_default();
+            }
+        }
+        total
+    };
+    let is = |t: &Table, row: &[Option<String>], column: &str, want: &str| {
+        t.columns
+            .iter()
+            .position(|c| c == column)
+            .is_some_and(|i| row[i].as_deref() == Some(want))
+    };
+    let in_currency = |t: &Table, r: &[Option<String>]| is(t, r, "currency", currency);
+    let actual = sum(
+        "by_team",
+        &|t, r| is(t, r, "project", project) && in_currency(t, r),
+        "total",
+    );
+    let (done, whole) = (
+        sum("projection", &in_currency, "to_date"),
+        sum("projection", &in_currency, "projected"),
+    );
+    let projected = if done == 0 {
+        actual.clone()
+    } else {
+        (&actual * whole / done).round(6)
+    };
+    (actual, projected)
 }
 
 /// The budget checks as a report table (`budgets.csv`, ...).

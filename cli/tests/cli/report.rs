@@ -292,7 +292,8 @@ fn projects_from_the_config_split_the_bill_across_providers() {
     std::fs::write(
         &config,
         "[[projects]]\nname = \"data\"\ntags = { env = \"prod\" }\n\n\
-         [[projects]]\nname = \"platform\"\naccounts = [\"123456-ABCDEF-123456\"]\n",
+         [[projects]]\nname = \"platform\"\naccounts = [\"123456-ABCDEF-123456\"]\n\n\
+         [[budgets]]\nname = \"data-eur\"\nproject = \"data\"\ncurrency = \"EUR\"\nmonthly = \"20\"\n",
     )
     .unwrap();
     let out = dir.path().join("report");
@@ -305,7 +306,14 @@ fn projects_from_the_config_split_the_bill_across_providers() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(run.status.success());
+    // The data team's 2.752 EUR so far, at October's EUR run rate (86.304 / 8.352),
+    // comes to 28.437333 by month end: over its 20.
+    assert_eq!(run.status.code(), Some(4));
+    assert_eq!(
+        read(&out, "budgets.csv"),
+        "name,budget,actual,projected,status\n\
+         data-eur,20,2.752,28.437333,projected over\n"
+    );
     // MCA rows tagged env=prod: storage 1.84 + virtual machines 0.912 = 2.752; the
     // env=dev functions (5.6) are nobody's; GCP's account is the platform's. Each
     // currency adds up to its invoice total (8.352 EUR, 1010.4454 USD).
