@@ -1,6 +1,7 @@
 //! The `focus` view: every provider's rows in the FinOps Open Cost and Usage
-//! Specification's columns (FOCUS 1.0, the version the providers' own FOCUS exports
-//! and the FinOps Foundation's samples use), registered over whichever of
+//! Specification's columns (FOCUS 1.2, ratified May 2025; FOCUS 1.0 exports such as
+//! the FinOps Foundation's samples lack its newer columns, which are NULL there),
+//! registered over whichever of
 //! `gcp_billing_export`, `aws_cur`, `azure_cost` and `focus_export` a session has.
 //!
 //! Each provider's mapping is one function below: a FOCUS column and the SQL that
@@ -31,38 +32,65 @@ use datafusion::prelude::SessionContext;
 
 use crate::error::Result;
 
-/// The FOCUS columns of the view, with their SQL types.
-const COLUMNS: [(&str, Kind); 31] = [
-    ("ProviderName", Kind::Text),
-    ("PublisherName", Kind::Text),
-    ("InvoiceIssuerName", Kind::Text),
+/// The FOCUS 1.2 columns of the view (in the spec's alphabetical order), with their
+/// SQL types. Those a provider's mapping does not make are NULL.
+const COLUMNS: [(&str, Kind); 57] = [
+    ("AvailabilityZone", Kind::Text),
+    ("BilledCost", Kind::Money),
     ("BillingAccountId", Kind::Text),
     ("BillingAccountName", Kind::Text),
-    ("SubAccountId", Kind::Text),
-    ("SubAccountName", Kind::Text),
+    ("BillingAccountType", Kind::Text),
     ("BillingCurrency", Kind::Text),
-    ("BillingPeriodStart", Kind::Time),
     ("BillingPeriodEnd", Kind::Time),
-    ("ChargePeriodStart", Kind::Time),
-    ("ChargePeriodEnd", Kind::Time),
+    ("BillingPeriodStart", Kind::Time),
+    ("CapacityReservationId", Kind::Text),
+    ("CapacityReservationStatus", Kind::Text),
     ("ChargeCategory", Kind::Text),
     ("ChargeClass", Kind::Text),
     ("ChargeDescription", Kind::Text),
-    ("BilledCost", Kind::Money),
-    ("EffectiveCost", Kind::Money),
-    ("ListCost", Kind::Money),
-    ("ContractedCost", Kind::Money),
-    ("PricingQuantity", Kind::Money),
-    ("PricingUnit", Kind::Text),
+    ("ChargeFrequency", Kind::Text),
+    ("ChargePeriodEnd", Kind::Time),
+    ("ChargePeriodStart", Kind::Time),
+    ("CommitmentDiscountCategory", Kind::Text),
+    ("CommitmentDiscountId", Kind::Text),
+    ("CommitmentDiscountName", Kind::Text),
+    ("CommitmentDiscountQuantity", Kind::Money),
+    ("CommitmentDiscountStatus", Kind::Text),
+    ("CommitmentDiscountType", Kind::Text),
+    ("CommitmentDiscountUnit", Kind::Text),
     ("ConsumedQuantity", Kind::Money),
     ("ConsumedUnit", Kind::Text),
-    ("ServiceName", Kind::Text),
-    ("ServiceCategory", Kind::Text),
+    ("ContractedCost", Kind::Money),
+    ("ContractedUnitPrice", Kind::Money),
+    ("EffectiveCost", Kind::Money),
+    ("InvoiceId", Kind::Text),
+    ("InvoiceIssuerName", Kind::Text),
+    ("ListCost", Kind::Money),
+    ("ListUnitPrice", Kind::Money),
+    ("PricingCategory", Kind::Text),
+    ("PricingCurrency", Kind::Text),
+    ("PricingCurrencyContractedUnitPrice", Kind::Money),
+    ("PricingCurrencyEffectiveCost", Kind::Money),
+    ("PricingCurrencyListUnitPrice", Kind::Money),
+    ("PricingQuantity", Kind::Money),
+    ("PricingUnit", Kind::Text),
+    ("ProviderName", Kind::Text),
+    ("PublisherName", Kind::Text),
     ("RegionId", Kind::Text),
     ("RegionName", Kind::Text),
     ("ResourceId", Kind::Text),
     ("ResourceName", Kind::Text),
+    ("ResourceType", Kind::Text),
+    ("ServiceCategory", Kind::Text),
+    ("ServiceName", Kind::Text),
+    ("ServiceSubcategory", Kind::Text),
     ("SkuId", Kind::Text),
+    ("SkuMeter", Kind::Text),
+    ("SkuPriceDetails", Kind::Text),
+    ("SkuPriceId", Kind::Text),
+    ("SubAccountId", Kind::Text),
+    ("SubAccountName", Kind::Text),
+    ("SubAccountType", Kind::Text),
     ("Tags", Kind::Tags),
 ];
 
@@ -185,6 +213,11 @@ fn gcp(t: &Table) -> BTreeMap<&'static str, String> {
         ("ResourceId", t.field("resource", "global_name")),
         ("ResourceName", t.field("resource", "name")),
         ("SkuId", t.field("sku", "id")),
+        ("SkuPriceId", t.col("price_id")),
+        ("ChargeFrequency", lit("Usage-Based")),
+        ("BillingAccountType", lit("Billing Account")),
+        ("SubAccountType", lit("Project")),
+        ("PricingCurrency", t.col("currency")),
         ("Tags", t.col("labels")),
     ])
 }
@@ -256,6 +289,21 @@ fn aws(t: &Table) -> BTreeMap<&'static str, String> {
         ("RegionName", t.col("product_location")),
         ("ResourceId", t.col("line_item_resource_id")),
         ("SkuId", t.col("product_sku")),
+        ("AvailabilityZone", t.col("line_item_availability_zone")),
+        ("InvoiceId", t.col("bill_invoice_id")),
+        ("ListUnitPrice", t.col("pricing_public_on_demand_rate")),
+        ("ContractedUnitPrice", t.col("line_item_unblended_rate")),
+        ("PricingCurrency", t.col("line_item_currency_code")),
+        (
+            "CommitmentDiscountId",
+            format!(
+                "COALESCE({}, {})",
+                t.col("reservation_reservation_a_r_n"),
+                t.col("savings_plan_savings_plan_a_r_n")
+            ),
+        ),
+        ("BillingAccountType", lit("Billing Account")),
+        ("SubAccountType", lit("Account")),
         ("Tags", t.col("resource_tags")),
     ])
 }
@@ -315,6 +363,39 @@ fn azure(t: &Table) -> BTreeMap<&'static str, String> {
         ("ResourceId", t.col("resourceId")),
         ("ResourceName", t.col("resourceName")),
         ("SkuId", t.col("meterId")),
+        ("InvoiceId", t.col("invoiceId")),
+        (
+            "ChargeFrequency",
+            format!(
+                "CASE {} WHEN 'UsageBased' THEN 'Usage-Based' WHEN 'OneTime' THEN 'One-Time' \
+                 WHEN 'Recurring' THEN 'Recurring' END",
+                t.col("frequency")
+            ),
+        ),
+        (
+            "PricingCategory",
+            format!(
+                "CASE {} WHEN 'OnDemand' THEN 'Standard' WHEN 'Spot' THEN 'Dynamic' \
+                 WHEN 'Reservation' THEN 'Committed' WHEN 'SavingsPlan' THEN 'Committed' END",
+                t.col("pricingModel")
+            ),
+        ),
+        ("ListUnitPrice", t.col("payGPrice")),
+        ("ContractedUnitPrice", t.col("unitPrice")),
+        (
+            "CommitmentDiscountId",
+            t.first(&["benefitId", "reservationId"]),
+        ),
+        (
+            "CommitmentDiscountName",
+            t.first(&["benefitName", "reservationName"]),
+        ),
+        (
+            "PricingCurrency",
+            t.first(&["pricingCurrency", "billingCurrency"]),
+        ),
+        ("BillingAccountType", lit("Billing Account")),
+        ("SubAccountType", lit("Subscription")),
         ("Tags", t.col("tags")),
     ])
 }
