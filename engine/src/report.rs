@@ -45,16 +45,18 @@ pub struct TableSpec {
     pub chart: Option<Chart>,
 }
 
-/// A bar chart of one column (`value`) by another (`label`).
+/// A bar chart of one column (`value`) by another (`label`); `stacked` splits each
+/// label's bar by `series`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Chart {
     pub kind: String,
     pub label: String,
     pub value: String,
+    pub series: Option<String>,
 }
 
 /// The built-in monthly report's files.
-const MONTHLY: [(&str, &str); 12] = [
+const MONTHLY: [(&str, &str); 14] = [
     (
         "report.toml",
         include_str!("../reports/monthly/report.toml"),
@@ -99,6 +101,14 @@ const MONTHLY: [(&str, &str); 12] = [
     (
         "by_team.sql",
         include_str!("../reports/monthly/by_team.sql"),
+    ),
+    (
+        "domain_total.sql",
+        include_str!("../reports/monthly/domain_total.sql"),
+    ),
+    (
+        "trend_by_service.sql",
+        include_str!("../reports/monthly/trend_by_service.sql"),
     ),
 ];
 
@@ -444,6 +454,83 @@ fn svg_chart(t: &Table, chart: &Chart) -> Option<String> {
     Some(svg)
 }
 
+/// Series colours of stacked charts.
+const PALETTE: [&str; 9] = [
+    "#4f81bd", "#c0504d", "#9bbb59", "#8064a2", "#4bacc6", "#f79646", "#2c4d75", "#772c2a",
+    "#7f7f7f",
+];
+
+/// A stacked bar chart: one bar per `chart.label` value, split by `chart.series`, with
+/// a legend; negative amounts are left out of the stacks.
+fn svg_stacked(t: &Table, chart: &Chart) -> Option<String> {
+    let at = |name: &str| t.columns.iter().position(|c| c == name);
+    let (label, value, series) = (
+        at(&chart.label)?,
+        at(&chart.value)?,
+        at(chart.series.as_deref()?)?,
+    );
+    let mut labels: Vec<String> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut parts: Vec<(usize, usize, f64)> = Vec::new();
+    let index = |list: &mut Vec<String>, item: String| {
+        list.iter().position(|x| *x == item).unwrap_or_else(|| {
+            list.push(item);
+            list.len() - 1
+        })
+    };
+    for r in &t.rows {
+        let v: f64 = r[value].as_deref()?.parse().ok()?;
+        let li = index(&mut labels, r[label].clone().unwrap_or_default());
+        let si = index(&mut names, r[series].clone().unwrap_or_default());
+        parts.push((li, si, v.max(0.0)));
+    }
+    let total = |li: usize| parts.iter().filter(|p| p.0 == li).map(|p| p.2).sum::<f64>();
+    let max = (0..labels.len()).map(total).fold(0.0, f64::max);
+    if labels.is_empty() || max <= 0.0 {
+        return None;
+    }
+    let (width, row) = (640.0, 26.0);
+    let height = row * (labels.len() + names.len().div_ceil(3)) as f64 + 20.0;
+    let mut svg = format!(
+        r#"<svg class="chart" role="img" aria-label="{}" width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">"#,
+        html_escape(&t.spec.title)
+    );
+    for (li, name) in labels.iter().enumerate() {
+        let y = 5.0 + li as f64 * row;
+        let _ = write!(
+            svg,
+            r#"<text x="0" y="{:.1}" font-size="12">{}</text>"#,
+            y + 13.0,
+            html_escape(name)
+        );
+        let mut x = 120.0;
+        for (_, si, v) in parts.iter().filter(|p| p.0 == li) {
+            let w = v / max * 440.0;
+            let _ = write!(
+                svg,
+                r#"<rect class="bar" x="{x:.1}" y="{y:.1}" width="{w:.1}" height="18" fill="{}"><title>{}</title></rect>"#,
+                PALETTE[si % PALETTE.len()],
+                html_escape(&names[*si])
+            );
+            x += w;
+        }
+    }
+    let legend_y = 15.0 + labels.len() as f64 * row;
+    for (si, name) in names.iter().enumerate() {
+        let (x, y) = ((si % 3) as f64 * 210.0, legend_y + (si / 3) as f64 * row);
+        let _ = write!(
+            svg,
+            r#"<rect x="{x:.1}" y="{y:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#,
+            PALETTE[si % PALETTE.len()],
+            x + 16.0,
+            y + 11.0,
+            html_escape(&name.chars().take(28).collect::<String>())
+        );
+    }
+    svg.push_str("</svg>");
+    Some(svg)
+}
+
 fn html(spec: &Spec, month: &Month, tables: &[Table], generated: &str) -> String {
     let mut body = String::new();
     for t in tables {
@@ -453,7 +540,11 @@ fn html(spec: &Spec, month: &Month, tables: &[Table], generated: &str) -> String
             t.spec.name,
             html_escape(&t.spec.title)
         );
-        if let Some(svg) = t.spec.chart.as_ref().and_then(|c| svg_chart(t, c)) {
+        let chart = t.spec.chart.as_ref().and_then(|c| match c.kind.as_str() {
+            "stacked" => svg_stacked(t, c),
+            _ => svg_chart(t, c),
+        });
+        if let Some(svg) = chart {
             body.push_str(&svg);
         }
         body.push_str("<table><thead><tr>");

@@ -96,6 +96,25 @@ fn monthly_report_numbers_are_the_bills() {
          2023-10,EUR,8.352\n\
          2023-10,USD,1010.4454\n"
     );
+    assert_eq!(
+        read(out.path(), "domain_total.csv"),
+        "currency,providers,billing_accounts,total\n\
+         EUR,1,1,8.352\n\
+         USD,1,1,1010.4454\n"
+    );
+    // September's EA rows by meter category (bandwidth 1.0875, disks 0.31999968, the
+    // VM 2.304 and its reservation 613.2), October's as above.
+    assert_eq!(
+        read(out.path(), "trend_by_service.csv"),
+        "month,service,currency,total\n\
+         2023-09,Bandwidth,USD,1.0875\n\
+         2023-09,Storage,USD,0.31999968\n\
+         2023-09,Virtual Machines,USD,615.504\n\
+         2023-10,Functions,EUR,5.6\n\
+         2023-10,Storage,EUR,1.84\n\
+         2023-10,Virtual Machines,EUR,0.912\n\
+         2023-10,Compute Engine,USD,1010.4454\n"
+    );
     // MCA rows carry tags; the seed invoice rows have no labels.
     assert_eq!(
         read(out.path(), "untagged.csv"),
@@ -135,7 +154,7 @@ fn same_data_same_bytes() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     report(store.path(), "2023-10", a.path());
     report(store.path(), "2023-10", b.path());
-    assert_eq!(contents(a.path()).len(), 24);
+    assert_eq!(contents(a.path()).len(), 28);
     assert_eq!(contents(a.path()), contents(b.path()));
 }
 
@@ -198,13 +217,14 @@ fn the_html_report_renders_its_charts_in_chromium() {
     let dom = headless(&["--dump-dom"]);
     assert!(dom.status.success());
     let dom = String::from_utf8(dom.stdout).unwrap();
-    // Charts of invoice totals, services, projects, teams, movers and trend.
-    assert_eq!(dom.matches("<svg class=\"chart\"").count(), 6, "{dom}");
+    // Charts of invoice totals, services, projects, teams, movers, trend and the
+    // stacked trend by service.
+    assert_eq!(dom.matches("<svg class=\"chart\"").count(), 7, "{dom}");
     // Bars: 2 invoices, 4 services, 2 projects, 2 teams (unassigned: no config), 7
-    // movers, 3 months of trend.
+    // movers, 3 months of trend, 7 month-and-service parts of the stacked trend.
     assert_eq!(
         dom.matches("<rect class=\"bar\"").count(),
-        2 + 4 + 2 + 2 + 7 + 3,
+        2 + 4 + 2 + 2 + 7 + 3 + 7,
         "{dom}"
     );
     assert!(dom.contains("<h1>Cloud spend: 2023-10</h1>"));
