@@ -31,6 +31,11 @@ fn every_header_variant_lands_in_azure_cost_exactly() {
             "costInBillingCurrency=8.352, costInUsd=9.1473, paygCostInBillingCurrency=9.264",
         ),
         (
+            "mca_2024-03.csv",
+            2,
+            "costInBillingCurrency=18.6, costInUsd=20.3298, paygCostInBillingCurrency=18.6",
+        ),
+        (
             "payg_2019-07.csv",
             2,
             "costInBillingCurrency=1.44000648, costInUsd=0, paygCostInBillingCurrency=0",
@@ -100,7 +105,8 @@ fn dates_money_tags_and_additional_info_are_typed() {
          2019-07,USD,1.440006480000000000000000,24.000144000000000000000000,2\n\
          2021-02,EUR,0.200000000000000000000000,8.000000000000000000000000,2\n\
          2023-09,USD,616.911499680000000000000000,37.533333300000000000000000,4\n\
-         2023-10,EUR,8.352000000000000000000000,400110.000000000000000000000000,3\n"
+         2023-10,EUR,8.352000000000000000000000,400110.000000000000000000000000,3\n\
+         2024-03,EUR,18.600000000000000000000000,1000250.000000000000000000000000,2\n"
     );
     // EA tags come without braces; AdditionalInfo is JSON text; both are maps.
     assert_eq!(

@@ -96,6 +96,18 @@ fn monthly_report_numbers_are_the_bills() {
          2023-10,EUR,8.352\n\
          2023-10,USD,1010.4454\n"
     );
+    // Against September: the EA's VM (2.304 + 613.2), bandwidth and disks went away.
+    assert_eq!(
+        read(out.path(), "top_movers.csv"),
+        "provider,service,currency,this_month,previous_month,change\n\
+         Google Cloud,Compute Engine,USD,1010.4454,0,1010.4454\n\
+         Microsoft,Virtual Machines,USD,0,615.504,-615.504\n\
+         Microsoft,Functions,EUR,5.6,0,5.6\n\
+         Microsoft,Storage,EUR,1.84,0,1.84\n\
+         Microsoft,Bandwidth,USD,0,1.0875,-1.0875\n\
+         Microsoft,Virtual Machines,EUR,0.912,0,0.912\n\
+         Microsoft,Storage,USD,0,0.31999968,-0.31999968\n"
+    );
     assert_eq!(
         read(out.path(), "domain_total.csv"),
         "currency,providers,billing_accounts,total\n\
@@ -368,5 +380,37 @@ fn the_config_names_the_store_for_cron() {
     assert!(
         read(&dir.path().join("out"), "invoice_totals.csv")
             .ends_with("gcp,123456-ABCDEF-123456,2023-10,USD,1010.4454\n")
+    );
+}
+
+#[test]
+fn a_month_with_all_three_clouds() {
+    let store = tempfile::tempdir().unwrap();
+    convert(
+        store.path(),
+        &[
+            &testdata("gcp/gcp_billing_export_2024q1.jsonl.gz"),
+            &testdata("aws/cur2/billing"),
+            &testdata("azure/mca_2024-03.csv"),
+        ],
+    );
+    let out = tempfile::tempdir().unwrap();
+    report(store.path(), "2024-03", out.path());
+    // GCP: cost plus credits of the demo export's March invoice per billing account
+    // (summed with Python's decimal over the file); AWS: the CUR 2.0 export's
+    // unblended cost (0.0104 + 0.023 + 0.096 + 0.0121 - 0.003); Azure: 4.6 + 14 EUR.
+    assert_eq!(
+        read(out.path(), "invoice_totals.csv"),
+        "provider,billing_account_id,invoice_month,currency,total\n\
+         aws,111122223333,2024-03,USD,0.1385\n\
+         azure,mca:1234,2024-03,EUR,18.6\n\
+         gcp,012345-6789AB-CDEF01,2024-03,USD,518.120456\n\
+         gcp,98A7B6-C5D4E3-F2A1B0,2024-03,USD,173.839255\n"
+    );
+    assert_eq!(
+        read(out.path(), "domain_total.csv"),
+        "currency,providers,billing_accounts,total\n\
+         EUR,1,1,18.6\n\
+         USD,2,3,692.098211\n"
     );
 }
