@@ -78,6 +78,24 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Write realistic synthetic exports, deterministic per seed (for tests and
+    /// benchmarks of very large exports).
+    Gen {
+        /// The provider whose export to write (GCP's standard usage cost export).
+        #[arg(long, value_enum)]
+        provider: GenProvider,
+        /// Rows in all.
+        #[arg(long)]
+        rows: u64,
+        /// Months of usage, from January 2024.
+        #[arg(long, default_value_t = 1)]
+        months: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The folder to write into.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Reports for cron and CI: CSV, JSON, Markdown and HTML files.
     Report {
         #[command(subcommand)]
@@ -89,6 +107,12 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// Providers `billq gen` writes exports of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenProvider {
+    Gcp,
 }
 
 /// The reports billq writes.

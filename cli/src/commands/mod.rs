@@ -49,6 +49,21 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Shell { tables, dialect } => shell::run(&tables, dialect.into()).await,
         Command::Demo { out } => demo::run(out, cli.quiet).await,
         Command::Report { report } => report::run(report).await,
+        Command::Gen {
+            provider: _,
+            rows,
+            months,
+            seed,
+            out,
+        } => {
+            let options = billq_gen::GcpOptions { rows, months, seed };
+            for path in billq_gen::gcp(&options, &out)
+                .map_err(|e| billq_engine::Error::Unanswerable(e.to_string()))?
+            {
+                eprintln!("wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Whatif {
             region,
             rate_card,

@@ -6,6 +6,7 @@ mod common;
 mod convert;
 mod errors;
 mod focus;
+mod generate;
 mod query;
 mod remote;
 mod report;
