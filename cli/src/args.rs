@@ -81,7 +81,8 @@ pub enum Command {
     /// Write realistic synthetic exports, deterministic per seed (for tests and
     /// benchmarks of very large exports).
     Gen {
-        /// The provider whose export to write (GCP's standard usage cost export).
+        /// The provider whose export to write: GCP's standard usage cost export, a
+        /// legacy AWS CUR with manifests, or an Azure EA cost export.
         #[arg(long, value_enum)]
         provider: GenProvider,
         /// Rows in all.
@@ -113,6 +114,8 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GenProvider {
     Gcp,
+    Aws,
+    Azure,
 }
 
 /// The reports billq writes.

@@ -1,11 +1,16 @@
 //! Realistic synthetic billing exports, deterministic per seed and streamed (constant
-//! memory), for tests and benchmarks of very large exports.
+//! memory), for tests and benchmarks of very large exports. Each provider's export is
+//! written in its real delivery format, one file per month: usage over the months,
+//! services, SKUs and resources drawn from Zipf distributions, log-normal costs,
+//! taxes, corrections, and late usage (usage of one month billed in the next).
 //!
-//! GCP: the standard usage cost export as `bq extract` writes it (newline-delimited
-//! JSON, gzip), one file per invoice month: hourly usage over the months, services,
-//! SKUs and projects drawn from Zipf distributions, 0-10 labels and 0-3 credits a row,
-//! log-normal costs with 6 decimals, a tax row per account and month, corrections
-//! (`adjustment` rows) and late usage (usage of one month on the next month's invoice).
+//! - GCP: the standard usage cost export as `bq extract` writes it (newline-delimited
+//!   JSON, gzip), 0-10 labels and 0-3 credits a row, costs with 6 decimals.
+//! - AWS: a legacy Cost and Usage Report, `cur/<yyyymmdd-yyyymmdd>/<assembly>/
+//!   cur-1.csv.gz` with the period's `cur-Manifest.json`, costs with 10 decimals and
+//!   `resourceTags/user:*` columns.
+//! - Azure: an EA actual-cost export, `costs/<yyyymmdd-yyyymmdd>/costs_<id>.csv`
+//!   (BOM, CRLF, US dates, tags without braces).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -116,7 +121,7 @@ const CREDIT_TYPES: [(&str, &str); 3] = [
 ];
 
 /// What to generate.
-pub struct GcpOptions {
+pub struct Options {
     /// Rows in all, taxes and corrections included.
     pub rows: u64,
     /// Months of usage, from January 2024.
@@ -149,16 +154,8 @@ fn amount(x: f64) -> String {
 }
 
 /// Writes a GCP standard usage cost export into `out`; returns the files written.
-pub fn gcp(options: &GcpOptions, out: &Path) -> Result<Vec<PathBuf>> {
-    if options.months == 0 || options.rows == 0 {
-        return Err(Error::Invalid(
-            "--rows and --months must be at least 1".into(),
-        ));
-    }
-    std::fs::create_dir_all(out).map_err(|source| Error::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+pub fn gcp(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
+    check(options, out)?;
     let mut rng = Rng(options.seed);
     let (services, skus, projects) = (Zipf::new(SERVICES.len()), Zipf::new(50), Zipf::new(200));
     let accounts = ["01A2B3-C4D5E6-F7A8B9", "0F1E2D-3C4B5A-697887"];
@@ -172,11 +169,7 @@ pub fn gcp(options: &GcpOptions, out: &Path) -> Result<Vec<PathBuf>> {
             path: path.clone(),
             source,
         };
-        let file = File::create(&path).map_err(io)?;
-        let mut w = BufWriter::new(flate2::write::GzEncoder::new(
-            file,
-            flate2::Compression::fast(),
-        ));
+        let mut w = gz(&path)?;
         let rows = per_month.min(options.rows - written);
         let hours = u64::from(days_in(year, mon)) * 24;
         // Taxes and corrections take two rows an account at the month's end.
@@ -187,12 +180,7 @@ pub fn gcp(options: &GcpOptions, out: &Path) -> Result<Vec<PathBuf>> {
             let hour = i * hours / (rows - special).max(1);
             let (day, h) = (hour / 24 + 1, hour % 24);
             // One row in 200 is last month's usage, invoiced now (late usage).
-            let (uy, um, ud) = if m > 0 && rng.below(200) == 0 {
-                let (py, pm) = month(m - 1);
-                (py, pm, days_in(py, pm) as u64)
-            } else {
-                (year, mon, day)
-            };
+            let (uy, um, ud) = usage_day(&mut rng, m, day);
             let s = services.draw(&mut rng);
             let (service_id, service) = SERVICES[s];
             let sku = skus.draw(&mut rng);
@@ -253,14 +241,304 @@ pub fn gcp(options: &GcpOptions, out: &Path) -> Result<Vec<PathBuf>> {
             }
         }
         written += rows;
-        w.into_inner()
-            .map_err(|e| io(e.into_error()))?
-            .finish()
-            .map_err(io)?;
+        finish(w, &path)?;
         files.push(path);
         if written >= options.rows {
             break;
         }
+    }
+    Ok(files)
+}
+
+/// Checks the options and makes the output folder.
+fn check(options: &Options, out: &Path) -> Result<()> {
+    if options.months == 0 || options.rows == 0 {
+        return Err(Error::Invalid(
+            "--rows and --months must be at least 1".into(),
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|source| Error::Io {
+        path: out.to_path_buf(),
+        source,
+    })
+}
+
+type Gz = BufWriter<flate2::write::GzEncoder<File>>;
+
+/// A buffered gzip writer to a new file (its parent folders made).
+fn gz(path: &Path) -> Result<Gz> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let file = File::create(path).map_err(io)?;
+    Ok(BufWriter::new(flate2::write::GzEncoder::new(
+        file,
+        flate2::Compression::fast(),
+    )))
+}
+
+fn finish(w: Gz, path: &Path) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    w.into_inner()
+        .map_err(|e| io(e.into_error()))?
+        .finish()
+        .map_err(io)?;
+    Ok(())
+}
+
+/// The rows of each month: (month index, rows), `rows` spread over `months`.
+fn months(options: &Options) -> Vec<(u32, u64)> {
+    let per = options.rows.div_ceil(u64::from(options.months));
+    let mut left = options.rows;
+    (0..options.months)
+        .map(|m| {
+            let n = per.min(left);
+            left -= n;
+            (m, n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// A usage day of month `m` (index), or, one time in 200 after the first month, the
+/// last day of the month before: usage billed late.
+fn usage_day(rng: &mut Rng, m: u32, day: u64) -> (u32, u32, u64) {
+    let (year, mon) = month(m);
+    if m > 0 && rng.below(200) == 0 {
+        let (py, pm) = month(m - 1);
+        (py, pm, u64::from(days_in(py, pm)))
+    } else {
+        (year, mon, day)
+    }
+}
+
+const AWS_PRODUCTS: [(&str, &str, &str); 8] = [
+    (
+        "AmazonEC2",
+        "Amazon Elastic Compute Cloud",
+        "BoxUsage:m5.large",
+    ),
+    (
+        "AmazonS3",
+        "Amazon Simple Storage Service",
+        "TimedStorage-ByteHrs",
+    ),
+    (
+        "AmazonRDS",
+        "Amazon Relational Database Service",
+        "InstanceUsage:db.r5.large",
+    ),
+    ("AWSLambda", "AWS Lambda", "Lambda-GB-Second"),
+    (
+        "AmazonCloudWatch",
+        "AmazonCloudWatch",
+        "CW:MetricMonitorUsage",
+    ),
+    ("AmazonDynamoDB", "Amazon DynamoDB", "TimedStorage-ByteHrs"),
+    (
+        "AmazonEKS",
+        "Amazon Elastic Kubernetes Service",
+        "AmazonEKS-Hours:perCluster",
+    ),
+    (
+        "AWSDataTransfer",
+        "AWS Data Transfer",
+        "DataTransfer-Out-Bytes",
+    ),
+];
+
+const CUR_COLUMNS: [&str; 23] = [
+    "identity/LineItemId",
+    "identity/TimeInterval",
+    "bill/BillingEntity",
+    "bill/PayerAccountId",
+    "bill/BillingPeriodStartDate",
+    "bill/BillingPeriodEndDate",
+    "lineItem/UsageAccountId",
+    "lineItem/LineItemType",
+    "lineItem/UsageStartDate",
+    "lineItem/UsageEndDate",
+    "lineItem/ProductCode",
+    "lineItem/UsageType",
+    "lineItem/UsageAmount",
+    "lineItem/CurrencyCode",
+    "lineItem/UnblendedRate",
+    "lineItem/UnblendedCost",
+    "lineItem/BlendedCost",
+    "lineItem/LineItemDescription",
+    "product/ProductName",
+    "pricing/publicOnDemandCost",
+    "resourceTags/user:Name",
+    "resourceTags/user:team",
+    "resourceTags/user:env",
+];
+
+/// A tag value, or none one time in three.
+fn tag(rng: &mut Rng, values: &[&str]) -> String {
+    if rng.below(3) == 0 {
+        String::new()
+    } else {
+        values[rng.below(values.len())].to_string()
+    }
+}
+
+/// Writes a legacy AWS Cost and Usage Report (with manifests) into `out`.
+pub fn aws(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
+    check(options, out)?;
+    let mut rng = Rng(options.seed);
+    let (products, resources) = (Zipf::new(AWS_PRODUCTS.len()), Zipf::new(500));
+    let payer = "111122223333";
+    let accounts = [payer, "444455556666", "777788889999"];
+    let mut files = Vec::new();
+    for (m, rows) in months(options) {
+        let (year, mon) = month(m);
+        let (ny, nm) = month(m + 1);
+        let period = format!("{year}{mon:02}01-{ny}{nm:02}01");
+        let assembly = format!("{:016x}-{m:04x}", rng.next());
+        let key = format!("cur/{period}/{assembly}/cur-1.csv.gz");
+        let path = out.join(&key);
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut w = gz(&path)?;
+        writeln!(w, "{}", CUR_COLUMNS.join(",")).map_err(io)?;
+        let start = format!("{year}-{mon:02}-01T00:00:00Z");
+        let end = format!("{ny}-{nm:02}-01T00:00:00Z");
+        let hours = u64::from(days_in(year, mon)) * 24;
+        let special = if rows >= 2 { 2 } else { 0 };
+        let mut total = 0.0;
+        for i in 0..rows - special {
+            let hour = i * hours / (rows - special).max(1);
+            let (uy, um, ud) = usage_day(&mut rng, m, hour / 24 + 1);
+            let h = hour % 24;
+            let (code, product, usage_type) = AWS_PRODUCTS[products.draw(&mut rng)];
+            let amount = (rng.normal() * 0.8 + 1.0).exp();
+            let rate = (rng.normal() - 3.0).exp();
+            let cost = amount * rate;
+            total += cost;
+            let name = format!("r-{:03}", resources.draw(&mut rng));
+            let team = tag(&mut rng, &["web", "data", "platform", "ml"]);
+            let env = tag(&mut rng, &["prod", "dev", "staging"]);
+            let at = format!("{uy}-{um:02}-{ud:02}T{h:02}");
+            writeln!(
+                w,
+                "{m}-{i},{at}:00:00Z/{at}:59:59Z,AWS,{payer},{start},{end},{},Usage,{at}:00:00Z,{at}:59:59Z,{code},{usage_type},{amount:.10},USD,{rate:.10},{cost:.10},{cost:.10},{product} usage,{product},{:.10},{name},{team},{env}",
+                accounts[i as usize % accounts.len()],
+                cost * 1.1,
+            )
+            .map_err(io)?;
+        }
+        for (k, (kind, value)) in [("Tax", total * 0.08), ("Credit", -total * 0.01)]
+            .into_iter()
+            .enumerate()
+            .take(special as usize)
+        {
+            writeln!(
+                w,
+                "{m}-x{k},{start}/{end},AWS,{payer},{start},{end},{payer},{kind},{start},{end},AWS,{kind},,USD,,{value:.10},{value:.10},{kind},AWS,,,,",
+            )
+            .map_err(io)?;
+        }
+        finish(w, &path)?;
+        files.push(path);
+        let manifest = out.join(format!("cur/{period}/cur-Manifest.json"));
+        let columns: Vec<String> = CUR_COLUMNS
+            .iter()
+            .map(|c| {
+                let (category, name) = c.split_once('/').unwrap_or(("", c));
+                format!(r#"{{"category":"{category}","name":"{name}"}}"#)
+            })
+            .collect();
+        let text = format!(
+            r#"{{"assemblyId":"{assembly}","account":"{payer}","columns":[{}],"charset":"UTF-8","compression":"GZIP","contentType":"text/csv","reportName":"cur","billingPeriod":{{"start":"{year}{mon:02}01T000000.000Z","end":"{ny}{nm:02}01T000000.000Z"}},"bucket":"billing","reportKeys":["reports/{key}"]}}"#,
+            columns.join(",")
+        );
+        std::fs::write(&manifest, text).map_err(|source| Error::Io {
+            path: manifest.clone(),
+            source,
+        })?;
+        files.push(manifest);
+    }
+    Ok(files)
+}
+
+const AZURE_METERS: [(&str, &str, &str, &str); 6] = [
+    ("Virtual Machines", "Dsv3 Series", "D2s v3", "1 Hour"),
+    (
+        "Storage",
+        "Standard SSD Managed Disks",
+        "E10 LRS Disk",
+        "1/Month",
+    ),
+    ("Bandwidth", "", "Standard Data Transfer Out", "1 GB"),
+    ("Azure App Service", "Premium v3 Plan", "P1 v3", "1 Hour"),
+    ("SQL Database", "General Purpose", "vCore", "1 Hour"),
+    ("Azure Monitor", "Log Analytics", "Data Ingestion", "1 GB"),
+];
+
+const AZURE_HEADER: &str = "\u{feff}BillingAccountId,BillingAccountName,BillingPeriodStartDate,BillingPeriodEndDate,SubscriptionId,SubscriptionName,Date,MeterCategory,MeterSubCategory,MeterName,Quantity,EffectivePrice,Cost,UnitPrice,BillingCurrency,ResourceId,Tags,AdditionalInfo,ChargeType,PricingModel,UnitOfMeasure\r\n";
+
+/// Writes Azure EA actual-cost exports (one CSV a month) into `out`.
+pub fn azure(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
+    check(options, out)?;
+    let mut rng = Rng(options.seed);
+    let (meters, resources) = (Zipf::new(AZURE_METERS.len()), Zipf::new(300));
+    let subscriptions = [
+        "64e355d7-0000-4000-8000-00000000000a",
+        "64e355d7-0000-4000-8000-00000000000b",
+    ];
+    let mut files = Vec::new();
+    for (m, rows) in months(options) {
+        let (year, mon) = month(m);
+        let last = days_in(year, mon);
+        let period = format!("{year}{mon:02}01-{year}{mon:02}{last:02}");
+        let path = out.join(format!("costs/{period}/costs_{:016x}.csv", rng.next()));
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut w = BufWriter::new(File::create(&path).map_err(io)?);
+        w.write_all(AZURE_HEADER.as_bytes()).map_err(io)?;
+        let (start, end) = (
+            format!("{mon:02}/01/{year}"),
+            format!("{mon:02}/{last:02}/{year}"),
+        );
+        for i in 0..rows {
+            let (uy, um, ud) = usage_day(&mut rng, m, i * u64::from(last) / rows + 1);
+            let (category, sub, meter, unit) = AZURE_METERS[meters.draw(&mut rng)];
+            let quantity = (rng.normal() * 0.7 + 2.0).exp();
+            let price = (rng.normal() * 0.8 - 3.0).exp();
+            let subscription = subscriptions[i as usize % 2];
+            let resource = resources.draw(&mut rng);
+            // One row in 500 refunds half of its charge (a correction).
+            let (charge, cost) = if i % 500 == 499 {
+                ("Refund", -quantity * price * 0.5)
+            } else {
+                ("Usage", quantity * price)
+            };
+            writeln!(
+                w,
+                "8611537,Contoso EA,{start},{end},{subscription},Contoso {},{um:02}/{ud:02}/{uy},{category},{sub},{meter},{quantity:.8},{price:.8},{cost:.10},{price:.8},USD,/subscriptions/{subscription}/resourceGroups/rg-{}/providers/Microsoft.Compute/virtualMachines/vm-{resource:03},\"\"\"env\"\": \"\"{}\"\",\"\"team\"\": \"\"t{}\"\"\",\"{{\"\"ServiceType\"\":\"\"{meter}\"\"}}\",{charge},OnDemand,{unit}\r",
+                i % 2,
+                resource % 7,
+                ["prod", "dev"][resource % 2],
+                resource % 5,
+            )
+            .map_err(io)?;
+        }
+        w.flush().map_err(io)?;
+        files.push(path);
     }
     Ok(files)
 }

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use billq_engine::config::Config;
 use billq_engine::{Result, Session};
 
-use crate::args::{Cli, Command, TableArgs};
+use crate::args::{Cli, Command, GenProvider, TableArgs};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
@@ -50,16 +50,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo { out } => demo::run(out, cli.quiet).await,
         Command::Report { report } => report::run(report).await,
         Command::Gen {
-            provider: _,
+            provider,
             rows,
             months,
             seed,
             out,
         } => {
-            let options = billq_gen::GcpOptions { rows, months, seed };
-            for path in billq_gen::gcp(&options, &out)
-                .map_err(|e| billq_engine::Error::Unanswerable(e.to_string()))?
-            {
+            let options = billq_gen::Options { rows, months, seed };
+            let written = match provider {
+                GenProvider::Gcp => billq_gen::gcp(&options, &out),
+                GenProvider::Aws => billq_gen::aws(&options, &out),
+                GenProvider::Azure => billq_gen::azure(&options, &out),
+            }
+            .map_err(|e| billq_engine::Error::Unanswerable(e.to_string()))?;
+            for path in written {
                 eprintln!("wrote {}", path.display());
             }
             Ok(ExitCode::SUCCESS)

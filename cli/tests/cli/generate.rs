@@ -6,11 +6,15 @@ use std::path::Path;
 use crate::common::*;
 
 fn generate(out: &Path, rows: &str, months: &str, seed: &str) {
+    generate_for("gcp", out, rows, months, seed);
+}
+
+fn generate_for(provider: &str, out: &Path, rows: &str, months: &str, seed: &str) {
     let run = billq()
         .args([
             "gen",
             "--provider",
-            "gcp",
+            provider,
             "--rows",
             rows,
             "--months",
@@ -73,5 +77,42 @@ fn gcp_exports_are_deterministic_and_convert_like_real_ones() {
          202401,1000,2,2,false,2\n\
          202402,1000,2,2,true,2\n\
          202403,1000,2,2,true,2\n"
+    );
+}
+
+#[test]
+fn aws_and_azure_exports_come_in_their_delivery_layouts() {
+    let (aws, azure) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    generate_for("aws", aws.path(), "2000", "2", "5");
+    generate_for("azure", azure.path(), "2000", "2", "5");
+    let aws_files = files_below(aws.path());
+    assert_eq!(aws_files.len(), 4, "{aws_files:?}");
+    assert!(aws_files.contains(&"cur/20240101-20240201/cur-Manifest.json".to_string()));
+    let store = tempfile::tempdir().unwrap();
+    let log = convert(store.path(), &[aws.path(), azure.path()]);
+    // The manifests match their data: no warning.
+    assert!(!log.contains("warning"), "{log}");
+    assert_verified(store.path());
+    assert_eq!(
+        query_csv(
+            store.path(),
+            "SELECT to_char(bill_billing_period_start_date, '%Y-%m') AS m, COUNT(*) AS n, \
+             COUNT(*) FILTER (WHERE line_item_line_item_type = 'Tax') AS taxes, \
+             COUNT(*) FILTER (WHERE line_item_line_item_type = 'Credit') AS credits, \
+             COUNT(DISTINCT line_item_usage_account_id) AS accounts \
+             FROM aws_cur GROUP BY 1 ORDER BY 1",
+        ),
+        "m,n,taxes,credits,accounts\n2024-01,1000,1,1,3\n2024-02,1000,1,1,3\n"
+    );
+    // Azure: one refund in 500 rows, US dates read as dates, tags without braces as maps.
+    assert_eq!(
+        query_csv(
+            store.path(),
+            r#"SELECT to_char("billingPeriodStartDate", '%Y-%m') AS m, COUNT(*) AS n,
+                COUNT(*) FILTER (WHERE "chargeType" = 'Refund') AS refunds,
+                COUNT(*) FILTER (WHERE tag("tags", 'env') IS NOT NULL) AS tagged
+            FROM azure_cost GROUP BY 1 ORDER BY 1"#,
+        ),
+        "m,n,refunds,tagged\n2024-01,1000,2,1000\n2024-02,1000,2,1000\n"
     );
 }
