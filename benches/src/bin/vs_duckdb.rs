@@ -112,7 +112,7 @@ async fn main() {
     let copy = format!(
         "import duckdb, time\n\
          for run in range({runs}):\n\
-         \x20   con = duckdb.connect(); con.execute('SET threads = 2')\n\
+         \x20   con = duckdb.connect(); con.execute('SET threads = 2'); con.execute('SET enable_progress_bar = false')\n\
          \x20   path = '{}/duck-%d.parquet' % run\n\
          \x20   t = time.perf_counter()\n\
          \x20   con.execute(\"COPY (SELECT * FROM read_json('{json}', format = 'newline_delimited')) TO '\" + path + \"' (FORMAT parquet)\")\n\
@@ -150,7 +150,7 @@ async fn main() {
             &format!("read_parquet('{parquet}', union_by_name = true)"),
         );
         let script = format!(
-            "import duckdb, time\ncon = duckdb.connect(); con.execute('SET threads = 2')\n\
+            "import duckdb, time\ncon = duckdb.connect(); con.execute('SET threads = 2'); con.execute('SET enable_progress_bar = false')\n\
              for run in range({runs}):\n\
              \x20   t = time.perf_counter(); con.execute({}).fetchall(); print((time.perf_counter() - t) * 1000)\n",
             python_text(&duck_sql)
