@@ -258,6 +258,29 @@ fn convert(path: &Path, store: &Path, flags: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs a DataFusion-dialect query on a store; returns its CSV output.
+fn query_csv(store: &Path, sql: &str) -> String {
+    let out = Command::new(cargo_bin!("billq"))
+        .args([
+            "query",
+            "--dialect",
+            "datafusion",
+            "--format",
+            "csv",
+            "--data",
+        ])
+        .arg(store)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Asserts that `billq verify` reconciles all `sources` of the store.
 fn assert_verified(store: &Path, sources: usize) {
     let out = Command::new(cargo_bin!("billq"))
@@ -335,43 +358,21 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
 
     // The focus view over everything converted: the FOCUS sample passes through with
     // its providers' totals, and every table's billed cost is its native cost.
-    let focus = Command::new(cargo_bin!("billq"))
-        .args([
-            "query",
-            "--dialect",
-            "datafusion",
-            "--format",
-            "csv",
-            "--data",
-        ])
-        .arg(store.path())
-        .arg(
+    assert_eq!(
+        query_csv(
+            store.path(),
             r#"SELECT "ProviderName", COUNT(*) AS n, SUM("BilledCost") AS billed,
                 SUM("EffectiveCost") AS effective
             FROM focus WHERE "x_SourceTable" = 'focus_export' GROUP BY 1 ORDER BY 1"#,
-        )
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8(focus.stdout).unwrap(),
+        ),
         "ProviderName,n,billed,effective\n\
          AWS,942,18.006638618400000000000000,13.000000000000000000000000\n\
          Microsoft,51,1.976514185860000000000000,1.976514185860000000000000\n\
          Oracle,7,0.537073924730000000000000,0.000000000000000000000000\n",
-        "{}",
-        String::from_utf8_lossy(&focus.stderr)
     );
-    let native = Command::new(cargo_bin!("billq"))
-        .args([
-            "query",
-            "--dialect",
-            "datafusion",
-            "--format",
-            "csv",
-            "--data",
-        ])
-        .arg(store.path())
-        .arg(
+    assert_eq!(
+        query_csv(
+            store.path(),
             r#"SELECT
                 (SELECT SUM("BilledCost") FROM focus WHERE "x_SourceTable" = 'azure_cost')
                   = (SELECT SUM("costInBillingCurrency") FROM azure_cost) AS azure,
@@ -379,14 +380,8 @@ fn every_shared_export_converts_and_reconciles_exactly_and_broken_ones_are_refus
                   = (SELECT SUM(line_item_unblended_cost) FROM aws_cur) AS aws,
                 (SELECT SUM("BilledCost") FROM focus WHERE "x_SourceTable" = 'gcp_billing_export')
                   = (SELECT SUM(net_cost(cost, credits)) FROM gcp_billing_export) AS gcp"#,
-        )
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8(native.stdout).unwrap(),
+        ),
         "azure,aws,gcp\ntrue,true,true\n",
-        "{}",
-        String::from_utf8_lossy(&native.stderr)
     );
 
     // koku's nise bucket: its manifest disagrees with its data (column list, billing

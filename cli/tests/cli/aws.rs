@@ -266,17 +266,13 @@ fn cur2_export_reads_its_maps_and_tags_answer_like_legacy_cur() {
          c2-5,,,us-east-1,-0.003,-0.003000000000000000000000\n"
     );
     // A CUR 2.0 query from Athena runs on both generations of rows.
-    let out = billq()
-        .args(["query", "--dialect", "athena", "--format", "csv", "--data"])
-        .arg(store.path())
-        .arg(
+    assert_eq!(
+        query_csv_in(
+            store.path(),
+            "athena",
             "SELECT resource_tags['user_name'] AS name, sum(line_item_unblended_cost) AS cost \
              FROM aws_cur GROUP BY 1 ORDER BY 1",
-        )
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        ),
         "name,cost\n\
          batch,0.192000000000000000000000\n\
          logs,0.023000283820000000000000\n\

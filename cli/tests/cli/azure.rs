@@ -76,18 +76,7 @@ fn every_header_variant_lands_in_azure_cost_exactly() {
 
 /// Runs a BigQuery-dialect query (column names as written, no quotes) as CSV.
 fn bigquery_csv(store: &std::path::Path, sql: &str) -> String {
-    let out = billq()
-        .args(["query", "--format", "csv", "--data"])
-        .arg(store)
-        .arg(sql)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    query_csv_in(store, "bigquery", sql)
 }
 
 #[test]

@@ -54,15 +54,14 @@ pub fn convert(store: &Path, sources: &[&Path]) -> String {
 
 /// Runs a DataFusion-dialect query on a store and returns its CSV output.
 pub fn query_csv(store: &Path, sql: &str) -> String {
+    query_csv_in(store, "datafusion", sql)
+}
+
+/// Runs a query in `dialect` (bigquery, athena, datafusion) on a store and returns its
+/// CSV output.
+pub fn query_csv_in(store: &Path, dialect: &str, sql: &str) -> String {
     let out = billq()
-        .args([
-            "query",
-            "--dialect",
-            "datafusion",
-            "--format",
-            "csv",
-            "--data",
-        ])
+        .args(["query", "--dialect", dialect, "--format", "csv", "--data"])
         .arg(store)
         .arg(sql)
         .output()

@@ -33,18 +33,14 @@ fn focus_view_spans_gcp_aws_and_azure_with_their_invoice_totals() {
          gcp_billing_export,Google Cloud,USD,1120.474958000000000000000000,14\n"
     );
     // The same question in BigQuery's dialect, by invoice month and provider.
-    let out = billq()
-        .args(["query", "--format", "csv", "--data"])
-        .arg(store.path())
-        .arg(
+    assert_eq!(
+        query_csv_in(
+            store.path(),
+            "bigquery",
             "SELECT FORMAT_TIMESTAMP('%Y%m', BillingPeriodStart) AS month, ProviderName, \
              SUM(BilledCost) AS billed FROM focus WHERE x_SourceTable != 'focus_export' \
              GROUP BY 1, 2 ORDER BY 1, 2",
-        )
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        ),
         "month,ProviderName,billed\n\
          202006,Google Cloud,111.412131000000000000000000\n\
          202309,Microsoft,616.911499680000000000000000\n\

@@ -3,7 +3,7 @@
 //! real headless Chromium (which `scripts/test` installs).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use crate::common::*;
 
@@ -22,14 +22,19 @@ fn multi_cloud_store() -> tempfile::TempDir {
     store
 }
 
+/// `billq report monthly` over `store` (with `config`, if any) into `out`.
+fn run_report(store: &Path, month: &str, config: Option<&Path>, out: &Path) -> Output {
+    let mut cmd = billq();
+    cmd.args(["report", "monthly", "--month", month, "--data"])
+        .arg(store);
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    cmd.arg("--out").arg(out).output().unwrap()
+}
+
 fn report(store: &Path, month: &str, out: &Path) {
-    let run = billq()
-        .args(["report", "monthly", "--month", month, "--data"])
-        .arg(store)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
+    let run = run_report(store, month, None, out);
     assert!(
         run.status.success(),
         "{}",
@@ -174,13 +179,7 @@ fn same_data_same_bytes() {
 fn a_bad_month_is_a_clear_error() {
     let store = multi_cloud_store();
     let out = tempfile::tempdir().unwrap();
-    let run = billq()
-        .args(["report", "monthly", "--month", "2023-13", "--data"])
-        .arg(store.path())
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
+    let run = run_report(store.path(), "2023-13", None, out.path());
     assert_eq!(run.status.code(), Some(1));
     assert_eq!(
         String::from_utf8(run.stderr).unwrap(),
@@ -269,15 +268,7 @@ fn budgets_exceeded_or_projected_over_give_exit_code_4() {
     )
     .unwrap();
     let out = dir.path().join("report");
-    let run = billq()
-        .args(["report", "monthly", "--month", "2023-10", "--data"])
-        .arg(store.path())
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = run_report(store.path(), "2023-10", Some(&config), &out);
     assert_eq!(run.status.code(), Some(4));
     let log = String::from_utf8(run.stderr).unwrap();
     // Azure's 8.352 EUR in the first 3 days of October runs at 8.352 / 3 × 31 = 86.304.
@@ -329,15 +320,7 @@ fn projects_from_the_config_split_the_bill_across_providers() {
     )
     .unwrap();
     let out = dir.path().join("report");
-    let run = billq()
-        .args(["report", "monthly", "--month", "2023-10", "--data"])
-        .arg(store.path())
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = run_report(store.path(), "2023-10", Some(&config), &out);
     // The data team's 2.752 EUR so far, at October's EUR run rate (86.304 / 8.352),
     // comes to 28.437333 by month end: over its 20.
     assert_eq!(run.status.code(), Some(4));
