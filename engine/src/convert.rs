@@ -1,24 +1,26 @@
 //! Conversion of export files into the store: partitioned, sorted, compressed Parquet,
 //! committed atomically through the catalog, and incremental by source identity.
 //!
-//! A run reads each changed source once, streaming: rows are split by partition into
-//! staged files while their exact totals are counted; each staged partition is then
-//! sorted by usage time (DataFusion, spilling to disk past a memory limit) into its
-//! final file. Only when every source has converted are the files moved into place
-//! and the new catalog renamed over the old one; superseded files are removed after.
+//! A run reads each changed source once, streaming. A source is a pipeline: its reader decodes batches (on as many threads as
+//! there are cores, for newline-delimited JSON), one thread counts their exact totals
+//! and splits the rows by partition, holding each partition's rows up to a row group
+//! (within a memory bound), and a writer thread encodes each row group, sorted by
+//! usage time, into the partition's staged file. Only when every source has converted
+//! are the files moved into place and the new catalog renamed over the old one;
+//! superseded files are removed after.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch, StructArray, UInt32Array};
-use arrow::compute::take_record_batch;
-use arrow::datatypes::{DataType, TimestampMicrosecondType};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{Expr, ParquetReadOptions, SessionConfig, SessionContext};
-use futures::StreamExt;
-use parquet::arrow::ArrowWriter;
+use arrow::array::{Array, AsArray, RecordBatch, StructArray};
+use arrow::array::{DynComparator, make_comparator};
+use arrow::compute::{SortOptions, interleave_record_batch};
+use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
+use chrono::Datelike;
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -26,17 +28,19 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::{Catalog, FileEntry, REJECTS_DIR, STAGING_DIR, SourceEntry, sync_dir};
 use crate::error::{Error, Result};
-use crate::formats::{self, ExportKind, Rejected};
+use crate::formats::{self, BatchSource, ExportKind, Rejected};
 use crate::money::{Totals, TotalsBuilder};
 use crate::progress::Progress;
+use crate::read_ahead::read_ahead;
 use crate::source::{self, Resolved, SourceObject, StoreOptions};
 
-/// Rows per row group of stored files.
-const ROW_GROUP_ROWS: usize = 256 * 1024;
-/// Rows a staged (unsorted) file buffers per partition before writing them out.
-const STAGED_ROW_GROUP_ROWS: usize = 64 * 1024;
-/// Memory the sort of one partition may use before it spills to disk.
-const SORT_MEMORY: usize = 512 * 1024 * 1024;
+/// Rows per row group of stored files (at least; a group ends on a batch boundary).
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Memory that rows waiting for their row group may hold, over all partitions; past
+/// it the largest partition's rows are written out as a (smaller) row group.
+const PENDING_MEMORY: usize = 256 * 1024 * 1024;
+/// zstd level of stored files.
+const ZSTD_LEVEL: i32 = 1;
 /// Partition value for a NULL key, as Hive writes it.
 const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
@@ -135,7 +139,9 @@ pub async fn convert(inputs: &[String], opts: &ConvertOptions<'_>) -> Result<Con
     Ok(report)
 }
 
-type Staged = Vec<(SourceEntry, Vec<(PathBuf, String)>)>;
+/// (staged path, final relative path) of each file of a source.
+type StagedFiles = Vec<(PathBuf, String)>;
+type Staged = Vec<(SourceEntry, StagedFiles)>;
 
 async fn stage_all(
     resolved: &Resolved,
@@ -154,7 +160,7 @@ async fn stage_all(
         if let Some(p) = opts.progress {
             p.begin(&obj.display(), obj.size);
         }
-        let result = stage_one(obj, &fetched.path, staging, opts).await;
+        let result = stage_one(obj, &fetched.path, staging, opts);
         if let Some(p) = opts.progress {
             p.end();
         }
@@ -194,59 +200,24 @@ async fn stage_all(
 /// A partition: billing account and invoice month.
 type PartKey = (String, String);
 
-/// Converts one source into sorted staged files; returns its catalog entry and
-/// (staged path, final relative path) of each file.
-async fn stage_one(
+/// Converts one source into staged files (read again with the whole file's schema if a
+/// sampled one proved too narrow); returns its catalog entry and (staged path, final
+/// relative path) of each file.
+fn stage_one(
     obj: &SourceObject,
     path: &Path,
     staging: &Path,
     opts: &ConvertOptions<'_>,
-) -> Result<(SourceEntry, Vec<(PathBuf, String)>, Vec<String>)> {
+) -> Result<(SourceEntry, StagedFiles, Vec<String>)> {
     let display = obj.display();
     let id = source_id(obj);
-    let (kind, schema, totals, raw, warnings, rejected, source_names) = {
-        let mut reader = formats::open(path, &display, opts.progress, opts.lenient)?;
-        let kind = reader.kind();
-        let schema = reader.schema();
-        let mut totals = TotalsBuilder::new(kind.money_columns());
-        let mut writers: BTreeMap<PartKey, (PathBuf, ArrowWriter<File>)> = BTreeMap::new();
-        while let Some(batch) = reader.next_batch()? {
-            totals.add(&batch)?;
-            for (key, rows) in partition_rows(kind, &batch)? {
-                let part = take_record_batch(&batch, &UInt32Array::from(rows))?;
-                if !writers.contains_key(&key) {
-                    let raw = staging.join(format!("{id}-raw-{}.parquet", writers.len()));
-                    let file = File::create(&raw).map_err(|e| Error::io(&raw, e))?;
-                    let props = WriterProperties::builder()
-                        .set_compression(Compression::UNCOMPRESSED)
-                        .set_max_row_group_row_count(Some(STAGED_ROW_GROUP_ROWS))
-                        .build();
-                    let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
-                    writers.insert(key.clone(), (raw, writer));
-                }
-                writers.get_mut(&key).expect("inserted").1.write(&part)?;
-            }
-        }
-        let mut raw = Vec::new();
-        for (key, (path, writer)) in writers {
-            writer.close()?;
-            raw.push((key, path));
-        }
-        (
-            kind,
-            schema,
-            totals.finish(),
-            raw,
-            reader.warnings(),
-            reader.rejected(),
-            reader.source_names(),
-        )
-    };
-
-    let ctx = sort_context()?;
+    let split = formats::read_export(path, &display, opts.progress, opts.lenient, |reader| {
+        split(reader, staging, &id)
+    })?;
+    let kind = split.kind;
     let mut files = Vec::new();
     let mut entries = Vec::new();
-    for ((account, month), raw_path) in raw {
+    for ((account, month), staged, rows) in split.parts {
         let rel = format!(
             "{}/{}/billing_account_id={}/invoice_month={}/{id}.parquet",
             kind.provider(),
@@ -254,9 +225,6 @@ async fn stage_one(
             escape_partition(&account),
             escape_partition(&month),
         );
-        let sorted = staging.join(format!("{id}-{}.parquet", entries.len()));
-        let rows = sort_into(&ctx, &raw_path, &sorted, kind.time_column()).await?;
-        let _ = std::fs::remove_file(&raw_path);
         entries.push(FileEntry {
             path: rel.clone(),
             rows,
@@ -265,9 +233,9 @@ async fn stage_one(
                 ("invoice_month".to_string(), month),
             ]),
         });
-        files.push((sorted, rel));
+        files.push((staged, rel));
     }
-    let (rejected_rows, rejects) = match rejected {
+    let (rejected_rows, rejects) = match split.rejected {
         Some(r) => {
             let rel = format!("{REJECTS_DIR}/{id}.csv");
             let staged = staging.join(format!("{id}-rejects.csv"));
@@ -283,19 +251,324 @@ async fn stage_one(
         modified: obj.modified.clone(),
         etag: obj.etag.clone(),
         table: kind.table().to_string(),
-        totals,
+        totals: split.totals,
         files: entries,
         rejected: rejected_rows,
         rejects,
-        schema: schema
+        schema: split
+            .schema
             .fields()
             .iter()
             .map(|f| (f.name().clone(), f.data_type().to_string()))
             .collect(),
-        source_names: source_names.into_iter().collect(),
+        source_names: split.source_names.into_iter().collect(),
         converted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
-    Ok((entry, files, warnings))
+    Ok((entry, files, split.warnings))
+}
+
+/// What reading a source left: its rows in staged partition files, and what the
+/// reader counted and noticed.
+struct Split {
+    kind: ExportKind,
+    schema: SchemaRef,
+    totals: Totals,
+    /// (partition, staged file, rows) of each partition.
+    parts: Vec<(PartKey, PathBuf, u64)>,
+    warnings: Vec<String>,
+    rejected: Option<Rejected>,
+    source_names: Vec<(String, String)>,
+}
+
+/// Reads a source in a pipeline of threads: the reader's (unpacking and decoding, or
+/// handing chunks to decoding threads), this one (totalling the rows and splitting
+/// them by partition), and one that encodes and writes the partitions' row groups.
+fn split(reader: Box<dyn BatchSource + '_>, staging: &Path, id: &str) -> Result<Split> {
+    let kind = reader.kind();
+    let schema = reader.schema();
+    let mut totals = TotalsBuilder::new(kind.money_columns());
+    let props = writer_properties(kind, &schema)?;
+    std::thread::scope(|scope| {
+        let (decoded, producer) = read_ahead(scope, reader);
+        // A rendezvous: one row group at the writer, one being gathered.
+        let (jobs, received) = std::sync::mpsc::sync_channel(0);
+        let writer_schema = schema.clone();
+        let writer = scope.spawn(move || write_groups(received, writer_schema, props));
+        let mut parts = Partitioner {
+            kind,
+            staging,
+            id,
+            time: schema.index_of(kind.time_column()).ok(),
+            jobs,
+            parts: BTreeMap::new(),
+            pending_bytes: 0,
+        };
+        let consumed = decoded.into_iter().try_for_each(|batch| {
+            let batch = batch?;
+            totals.add(&batch)?;
+            parts.add(batch)
+        });
+        let finished = consumed.and_then(|()| parts.finish());
+        let reader = join(producer);
+        // A writer's failure is what made the partitioner's hand-over fail: it goes first.
+        let rows = join(writer)?;
+        let (keys, paths) = finished?;
+        Ok(Split {
+            kind,
+            schema,
+            totals: totals.finish(),
+            parts: keys
+                .into_iter()
+                .zip(paths)
+                .zip(rows)
+                .map(|((key, path), rows)| (key, path, rows))
+                .collect(),
+            warnings: reader.warnings(),
+            rejected: reader.rejected(),
+            source_names: reader.source_names(),
+        })
+    })
+}
+
+/// A scoped thread's result, its panic passed on.
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// How stored files are written: zstd, page statistics, row groups cut by the
+/// partitioner, and the time column recorded as the sort order of each row group.
+fn writer_properties(kind: ExportKind, schema: &SchemaRef) -> Result<WriterProperties> {
+    let leaves = ArrowSchemaConverter::new().convert(schema)?;
+    let time_leaf =
+        (0..leaves.num_columns()).find(|&i| leaves.column(i).path().string() == kind.time_column());
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(2 * ROW_GROUP_ROWS))
+        .set_sorting_columns(time_leaf.map(|i| {
+            vec![SortingColumn {
+                column_idx: i as i32,
+                descending: false,
+                nulls_first: true,
+            }]
+        }))
+        .build())
+}
+
+/// Work for the writing thread.
+enum Job {
+    /// Start the next partition's file.
+    Open(PathBuf),
+    /// Write rows to a partition's file as one row group.
+    Group(usize, Vec<RecordBatch>),
+}
+
+/// The writing thread: encodes each row group it receives into its partition's file,
+/// and closes the files when the jobs end; returns each file's row count.
+fn write_groups(
+    jobs: std::sync::mpsc::Receiver<Job>,
+    schema: SchemaRef,
+    props: WriterProperties,
+) -> Result<Vec<u64>> {
+    let mut files: Vec<(PathBuf, ArrowWriter<File>, u64)> = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Open(path) => {
+                let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+                let writer = ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))?;
+                files.push((path, writer, 0));
+            }
+            Job::Group(part, batches) => {
+                let (_, writer, rows) = &mut files[part];
+                for batch in &batches {
+                    writer.write(batch)?;
+                    *rows += batch.num_rows() as u64;
+                }
+                writer.flush()?;
+            }
+        }
+    }
+    let mut rows = Vec::with_capacity(files.len());
+    for (path, writer, n) in files {
+        writer
+            .into_inner()?
+            .sync_all()
+            .map_err(|e| Error::io(&path, e))?;
+        rows.push(n);
+    }
+    Ok(rows)
+}
+
+/// Splits rows by partition, holding each partition's rows until a row group's worth
+/// (or the memory bound) and handing them to the writer sorted by time: every row
+/// group is sorted, so its time statistics are tight.
+struct Partitioner<'a> {
+    kind: ExportKind,
+    staging: &'a Path,
+    id: &'a str,
+    /// The time column's index, if the rows have one.
+    time: Option<usize>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    parts: BTreeMap<PartKey, Partition>,
+    /// Memory of the decoded batches that pending rows keep alive.
+    pending_bytes: usize,
+}
+
+/// A partition's file (by its index at the writer) and the rows of its next row group.
+struct Partition {
+    index: usize,
+    path: PathBuf,
+    pending: Vec<Piece>,
+    pending_rows: usize,
+}
+
+/// Rows of a decoded batch that belong to one partition: all of them, or those listed.
+struct Piece {
+    /// The batch and its memory size; the last piece dropped frees it.
+    batch: Arc<(RecordBatch, usize)>,
+    rows: Option<Vec<u32>>,
+}
+
+impl Piece {
+    fn len(&self) -> usize {
+        self.rows.as_ref().map_or(self.batch.0.num_rows(), Vec::len)
+    }
+
+    fn row(&self, i: usize) -> usize {
+        self.rows.as_ref().map_or(i, |r| r[i] as usize)
+    }
+}
+
+impl Partitioner<'_> {
+    fn add(&mut self, batch: RecordBatch) -> Result<()> {
+        let groups = partition_rows(self.kind, &batch)?;
+        let whole = groups.len() == 1;
+        let bytes = batch.get_array_memory_size();
+        let batch = Arc::new((batch, bytes));
+        self.pending_bytes += bytes;
+        for (key, rows) in groups {
+            let n = self.parts.len();
+            let p = match self.parts.entry(key) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let path = self.staging.join(format!("{}-{n}.parquet", self.id));
+                    send(&self.jobs, Job::Open(path.clone()))?;
+                    e.insert(Partition {
+                        index: n,
+                        path,
+                        pending: Vec::new(),
+                        pending_rows: 0,
+                    })
+                }
+            };
+            let piece = Piece {
+                batch: batch.clone(),
+                rows: (!whole).then_some(rows),
+            };
+            p.pending_rows += piece.len();
+            p.pending.push(piece);
+            if p.pending_rows >= ROW_GROUP_ROWS {
+                self.pending_bytes -= p.flush(self.time, &self.jobs)?;
+            }
+        }
+        drop(batch);
+        while self.pending_bytes > PENDING_MEMORY {
+            let Some(largest) = self
+                .parts
+                .values_mut()
+                .filter(|p| p.pending_rows > 0)
+                .max_by_key(|p| p.pending_rows)
+            else {
+                break;
+            };
+            self.pending_bytes -= largest.flush(self.time, &self.jobs)?;
+        }
+        Ok(())
+    }
+
+    /// Hands over what is pending; returns the partitions and their files, in the
+    /// writer's order.
+    fn finish(mut self) -> Result<(Vec<PartKey>, Vec<PathBuf>)> {
+        for p in self.parts.values_mut() {
+            p.flush(self.time, &self.jobs)?;
+        }
+        let mut parts: Vec<_> = self.parts.into_iter().collect();
+        parts.sort_by_key(|(_, p)| p.index);
+        Ok(parts.into_iter().map(|(k, p)| (k, p.path)).unzip())
+    }
+}
+
+fn send(jobs: &std::sync::mpsc::SyncSender<Job>, job: Job) -> Result<()> {
+    // The writer only hangs up when it failed; its own error is the one reported.
+    jobs.send(job)
+        .map_err(|_| Error::io("", std::io::Error::other("the writing thread stopped")))
+}
+
+impl Partition {
+    /// Hands the pending rows, sorted by time, to the writer as a row group; returns
+    /// the memory of the batches that no other partition still holds.
+    fn flush(
+        &mut self,
+        time: Option<usize>,
+        jobs: &std::sync::mpsc::SyncSender<Job>,
+    ) -> Result<usize> {
+        if self.pending.is_empty() {
+            return Ok(0);
+        }
+        let pieces = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        let group = sorted_rows(&pieces, time)?;
+        let freed = pieces
+            .into_iter()
+            .filter_map(|p| Arc::into_inner(p.batch).map(|(_, bytes)| bytes))
+            .sum();
+        send(jobs, Job::Group(self.index, group))?;
+        Ok(freed)
+    }
+}
+
+/// The rows of `pieces` sorted by the column at `time` (NULLs first, ties in input
+/// order): the whole batches themselves when they already are, else one new batch.
+fn sorted_rows(pieces: &[Piece], time: Option<usize>) -> Result<Vec<RecordBatch>> {
+    let mut order: Vec<(usize, usize)> = pieces
+        .iter()
+        .enumerate()
+        .flat_map(|(k, p)| (0..p.len()).map(move |i| (k, p.row(i))))
+        .collect();
+    if let Some(time) = time {
+        let columns: Vec<&dyn Array> = pieces
+            .iter()
+            .map(|p| p.batch.0.column(time).as_ref())
+            .collect();
+        let compare: Vec<Vec<DynComparator>> = (0..pieces.len())
+            .map(|a| {
+                (0..pieces.len())
+                    .map(|b| {
+                        make_comparator(
+                            columns[a],
+                            columns[b],
+                            SortOptions {
+                                descending: false,
+                                nulls_first: true,
+                            },
+                        )
+                    })
+                    .collect::<Result<_, _>>()
+            })
+            .collect::<Result<_, _>>()?;
+        let cmp = |x: &(usize, usize), y: &(usize, usize)| compare[x.0][y.0](x.1, y.1);
+        if !order.is_sorted_by(|x, y| cmp(x, y).is_le()) {
+            order.sort_by(cmp);
+        } else if pieces.iter().all(|p| p.rows.is_none()) {
+            return Ok(pieces.iter().map(|p| p.batch.0.clone()).collect());
+        }
+    } else if pieces.iter().all(|p| p.rows.is_none()) {
+        return Ok(pieces.iter().map(|p| p.batch.0.clone()).collect());
+    }
+    let batches: Vec<&RecordBatch> = pieces.iter().map(|p| &p.batch.0).collect();
+    Ok(vec![interleave_record_batch(&batches, &order)?])
 }
 
 /// Writes rows set aside as CSV: the source's header, a `line` column first.
@@ -318,7 +591,6 @@ fn write_rejects(path: &Path, rejected: &Rejected) -> Result<()> {
 
 /// The row indices of each partition in `batch`.
 fn partition_rows(kind: ExportKind, batch: &RecordBatch) -> Result<Vec<(PartKey, Vec<u32>)>> {
-    let n = batch.num_rows();
     let account = match kind {
         // Pay-as-you-go exports have no billing account: the subscription bills.
         ExportKind::AzureCost if batch.column_by_name("billingAccountId").is_none() => {
@@ -342,41 +614,70 @@ fn partition_rows(kind: ExportKind, batch: &RecordBatch) -> Result<Vec<(PartKey,
         | ExportKind::AzureUsage
         | ExportKind::AzureRateCard => month_column(batch, kind.time_column()),
     };
-    let mut groups: HashMap<PartKey, Vec<u32>> = HashMap::new();
-    for i in 0..n {
-        let key = (account(i), month(i));
-        groups.entry(key).or_default().push(i as u32);
+    let mut groups: HashMap<(KeyValue, KeyValue), Vec<u32>> = HashMap::new();
+    for i in 0..batch.num_rows() {
+        groups
+            .entry((account(i), month(i)))
+            .or_default()
+            .push(i as u32);
     }
-    let mut out: Vec<_> = groups.into_iter().collect();
+    let mut out: Vec<_> = groups
+        .into_iter()
+        .map(|((a, m), rows)| ((a.to_string(), m.to_string()), rows))
+        .collect();
     out.sort();
     Ok(out)
 }
 
+/// A row's value of a partition key, borrowed from its batch.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum KeyValue<'a> {
+    Null,
+    Text(&'a str),
+    /// A UTC month, `year * 100 + month`.
+    Month(i32),
+}
+
+impl std::fmt::Display for KeyValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyValue::Null => f.write_str(NULL_PARTITION),
+            KeyValue::Text(s) => f.write_str(s),
+            KeyValue::Month(m) => write!(f, "{m:06}"),
+        }
+    }
+}
+
 /// A per-row accessor of a string column at a path through records.
-fn string_column<'a>(batch: &'a RecordBatch, path: &[&str]) -> Box<dyn Fn(usize) -> String + 'a> {
-    let mut array = batch.column_by_name(path[0]).cloned();
+fn string_column<'a>(
+    batch: &'a RecordBatch,
+    path: &[&str],
+) -> Box<dyn Fn(usize) -> KeyValue<'a> + 'a> {
+    let mut array = batch.column_by_name(path[0]);
     for name in &path[1..] {
         array = array.and_then(|a| {
             a.as_any()
                 .downcast_ref::<StructArray>()
-                .and_then(|s| s.column_by_name(name).cloned())
+                .and_then(|s| s.column_by_name(name))
         });
     }
     match array {
-        Some(a) if a.data_type() == &DataType::Utf8 => Box::new(move |i| {
+        Some(a) if a.data_type() == &DataType::Utf8 => {
             let s = a.as_string::<i32>();
-            if s.is_null(i) {
-                NULL_PARTITION.to_string()
-            } else {
-                s.value(i).to_string()
-            }
-        }),
-        _ => Box::new(|_| NULL_PARTITION.to_string()),
+            Box::new(move |i| {
+                if s.is_null(i) {
+                    KeyValue::Null
+                } else {
+                    KeyValue::Text(s.value(i))
+                }
+            })
+        }
+        _ => Box::new(|_| KeyValue::Null),
     }
 }
 
-/// A per-row accessor of the UTC month (`YYYYMM`) of a timestamp column.
-fn month_column<'a>(batch: &'a RecordBatch, name: &str) -> Box<dyn Fn(usize) -> String + 'a> {
+/// A per-row accessor of the UTC month of a timestamp column.
+fn month_column<'a>(batch: &'a RecordBatch, name: &str) -> Box<dyn Fn(usize) -> KeyValue<'a> + 'a> {
     match batch.column_by_name(name) {
         Some(a)
             if matches!(
@@ -387,14 +688,14 @@ fn month_column<'a>(batch: &'a RecordBatch, name: &str) -> Box<dyn Fn(usize) -> 
             let ts = a.as_primitive::<TimestampMicrosecondType>();
             Box::new(move |i| {
                 if ts.is_null(i) {
-                    return NULL_PARTITION.to_string();
+                    return KeyValue::Null;
                 }
-                chrono::DateTime::from_timestamp_micros(ts.value(i))
-                    .map(|d| d.format("%Y%m").to_string())
-                    .unwrap_or_else(|| NULL_PARTITION.to_string())
+                chrono::DateTime::from_timestamp_micros(ts.value(i)).map_or(KeyValue::Null, |d| {
+                    KeyValue::Month(d.year() * 100 + d.month() as i32)
+                })
             })
         }
-        _ => Box::new(|_| NULL_PARTITION.to_string()),
+        _ => Box::new(|_| KeyValue::Null),
     }
 }
 
@@ -451,63 +752,6 @@ fn run_id() -> String {
         std::process::id(),
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
     )
-}
-
-/// The context that sorts staged partitions: memory-limited, spilling to disk, and
-/// reading strings as plain Utf8 so stored files keep the documented types.
-fn sort_context() -> Result<SessionContext> {
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(SORT_MEMORY, 1.0)
-        .build_arc()?;
-    let config = SessionConfig::new().with_target_partitions(1).set_bool(
-        "datafusion.execution.parquet.schema_force_view_types",
-        false,
-    );
-    Ok(SessionContext::new_with_config_rt(config, runtime))
-}
-
-/// Sorts a staged file by `time_column` into `out` with the store's writer settings.
-async fn sort_into(ctx: &SessionContext, raw: &Path, out: &Path, time_column: &str) -> Result<u64> {
-    let df = ctx
-        .read_parquet(
-            raw.to_string_lossy().as_ref(),
-            ParquetReadOptions::default(),
-        )
-        .await?;
-    let schema = Arc::new(df.schema().as_arrow().clone());
-    let time_index = schema.index_of(time_column).ok();
-    let df = match time_index {
-        Some(_) => df.sort(vec![
-            Expr::Column(datafusion::common::Column::from_name(time_column)).sort(true, true),
-        ])?,
-        None => df,
-    };
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_sorting_columns(time_index.map(|i| {
-            vec![SortingColumn {
-                column_idx: i as i32,
-                descending: false,
-                nulls_first: true,
-            }]
-        }))
-        .build();
-    let file = File::create(out).map_err(|e| Error::io(out, e))?;
-    let mut writer = ArrowWriter::try_new(file, schema, Some(props))?;
-    let mut stream = df.execute_stream().await?;
-    let mut rows = 0u64;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        rows += batch.num_rows() as u64;
-        writer.write(&batch)?;
-    }
-    writer
-        .into_inner()?
-        .sync_all()
-        .map_err(|e| Error::io(out, e))?;
-    Ok(rows)
 }
 
 /// Removes what an interrupted run left: its staging folder, and stored files that the

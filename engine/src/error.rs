@@ -32,6 +32,11 @@ pub enum Error {
         message: String,
     },
 
+    /// A line that a schema inferred from the file's first lines does not cover; the
+    /// file is read again with the whole file's schema.
+    #[error("{path}: fields beyond the schema inferred from the first lines")]
+    SchemaWidened { path: String },
+
     /// Bad content in a file, with no finer position (a truncated gzip stream, say).
     #[error("{path}: {message}")]
     BadFile { path: String, message: String },

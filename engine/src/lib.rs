@@ -28,6 +28,7 @@ pub mod formats;
 pub mod money;
 pub mod progress;
 pub mod rating;
+mod read_ahead;
 pub mod report;
 pub mod session;
 pub mod source;

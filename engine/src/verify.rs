@@ -67,12 +67,19 @@ async fn reread(entry: &SourceEntry, kind: ExportKind, options: &StoreOptions) -
         path: source::display_url(&entry.url),
     })?;
     let fetched = source::fetch(&obj, options).await?;
-    let mut reader = formats::open(&fetched.path, &obj.display(), None, entry.rejected > 0)?;
-    let mut totals = TotalsBuilder::new(kind.money_columns());
-    while let Some(batch) = reader.next_batch()? {
-        totals.add(&batch)?;
-    }
-    let rejected = reader.rejected().map_or(0, |r| r.rows.len() as u64);
+    let (totals, rejected) = formats::read_export(
+        &fetched.path,
+        &obj.display(),
+        None,
+        entry.rejected > 0,
+        |mut reader| {
+            let mut totals = TotalsBuilder::new(kind.money_columns());
+            while let Some(batch) = reader.next_batch()? {
+                totals.add(&batch)?;
+            }
+            Ok((totals, reader.rejected().map_or(0, |r| r.rows.len() as u64)))
+        },
+    )?;
     if rejected != entry.rejected {
         return Err(Error::Verify(format!(
             "{} rows of the source are rejected now, {} were at conversion",

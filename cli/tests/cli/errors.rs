@@ -64,6 +64,38 @@ fn malformed_json_line() {
     );
 }
 
+/// Lines after the first 5,000, which a conversion infers the schema from: a
+/// malformed line, a line that is not an object and a wrong value are found there too.
+#[test]
+fn bad_lines_past_the_inferred_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = format!("{GOOD}\n").repeat(6_000);
+    for (bad, message) in [
+        (
+            "{\"cost\": 1.0,",
+            "malformed JSON at column 13: EOF while parsing a value",
+        ),
+        (
+            "[1, 2]",
+            "malformed JSON: expected an object ({...}) on each line",
+        ),
+        (
+            &GOOD.replace("\"cost\":1.5", "\"cost\":\"a lot\""),
+            "field 'cost': failed to parse \"a lot\" as Float64",
+        ),
+    ] {
+        let p = write(
+            dir.path(),
+            "bad.jsonl",
+            format!("{good}{bad}\n{GOOD}\n").as_bytes(),
+        );
+        assert_eq!(
+            refused(&p),
+            format!("billq: {}:6001: {message}\n", p.display())
+        );
+    }
+}
+
 #[test]
 fn wrong_type_in_a_field() {
     let dir = tempfile::tempdir().unwrap();

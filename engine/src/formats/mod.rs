@@ -190,6 +190,29 @@ pub trait BatchSource: Send {
     fn source_names(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// For a reader whose decoding can run on other threads: the decoder of the raw
+    /// chunks [`BatchSource::next_chunk`] reads. Decoded in order, the chunks are the
+    /// batches [`BatchSource::next_batch`] returns.
+    fn chunk_decoder(&self) -> Option<Arc<dyn DecodeChunk>> {
+        None
+    }
+    /// The raw input of the next batch, for the [`BatchSource::chunk_decoder`].
+    fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        Ok(None)
+    }
+}
+
+/// The raw lines of one batch, read in order and decoded on any thread.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    text: Vec<u8>,
+    /// (line number, end offset in `text`) of each line.
+    lines: Vec<(u64, usize)>,
+}
+
+/// Decodes raw chunks into batches; shared by the threads that decode.
+pub trait DecodeChunk: Send + Sync {
+    fn decode(&self, chunk: Chunk) -> Result<RecordBatch>;
 }
 
 /// Rows a lenient read set aside, to be quarantined beside the store.
@@ -263,13 +286,43 @@ pub fn sniff(path: &Path, display: &str) -> Result<Sniffed> {
     Ok(Sniffed { encoding, packing })
 }
 
-/// Opens the export file at `path` for reading as batches. With `lenient`, rows of
-/// the wrong shape are set aside (see [`BatchSource::rejected`]) instead of refused.
-pub fn open<'p>(
+/// How much of a self-describing file (newline-delimited JSON) its schema is
+/// inferred from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inference {
+    /// The first lines: one pass over the file. A later line that the sample did not
+    /// foresee ends the read with [`Error::SchemaWidened`].
+    Sample,
+    /// Every line: a pass to infer, then one to decode.
+    Whole,
+}
+
+/// Reads the export file at `path` through `read`, which gets its batches: from a
+/// sampled schema first and, if the sample proved too narrow, again from the whole
+/// file's. With `lenient`, rows of the wrong shape are set aside (see
+/// [`BatchSource::rejected`]) instead of refused.
+pub fn read_export<T>(
+    path: &Path,
+    display: &str,
+    progress: Option<&dyn Progress>,
+    lenient: bool,
+    mut read: impl FnMut(Box<dyn BatchSource + '_>) -> Result<T>,
+) -> Result<T> {
+    match read(open(path, display, progress, lenient, Inference::Sample)?) {
+        Err(Error::SchemaWidened { .. }) => {
+            read(open(path, display, progress, lenient, Inference::Whole)?)
+        }
+        other => other,
+    }
+}
+
+/// Opens the export file at `path` for reading as batches.
+fn open<'p>(
     path: &Path,
     display: &str,
     progress: Option<&'p dyn Progress>,
     lenient: bool,
+    inference: Inference,
 ) -> Result<Box<dyn BatchSource + 'p>> {
     let sniffed = sniff(path, display)?;
     if matches!(sniffed.encoding, Encoding::NdJson)
@@ -283,6 +336,7 @@ pub fn open<'p>(
             display,
             sniffed.packing,
             progress,
+            inference,
         )?)),
         Encoding::JsonArray => Ok(Box::new(gcp_file_export::open(
             path,

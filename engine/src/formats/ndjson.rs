@@ -1,32 +1,51 @@
 //! Newline-delimited JSON as `bq extract` writes it: one record a line, nested records
 //! as objects, repeated fields as arrays, absent keys for NULL or empty.
 //!
-//! A first pass infers the file's own fields (so unknown ones are kept) and checks that
-//! every line is a JSON object; the second decodes batches with arrow-json. Memory is
-//! bounded by the batch size: a batch's raw lines are kept only so that a value that
-//! does not fit its field can be traced back to its line.
+//! The file's own fields (so unknown ones are kept) are inferred from its first
+//! [`SAMPLE_LINES`] lines, then the whole file is decoded in one pass with arrow-json in
+//! strict mode. A line the sample did not foresee (a new field, a new type, malformed
+//! JSON) stops the read: the whole file is then inferred, which either names the bad
+//! line or returns [`Error::SchemaWidened`] so the caller reads again with the wider
+//! schema ([`super::Inference::Whole`]). Memory is bounded by the batch size: a batch's
+//! raw lines are kept until it is decoded, so that a value that does not fit its field
+//! can be traced back to its line. Decoding runs on whichever thread takes a chunk.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::json::reader::{Decoder, ReaderBuilder, infer_json_schema_from_iterator};
 use serde_json::Value;
 
-use super::{BATCH_SIZE, BatchSource, ExportKind, gcp, open_text, read_error, schema_for};
+use super::{
+    BATCH_SIZE, BatchSource, Chunk, DecodeChunk, ExportKind, Inference, Packing, gcp, open_text,
+    read_error, schema_for,
+};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
-/// A reader of one newline-delimited JSON export file.
+/// Lines a sampled read infers the schema from.
+const SAMPLE_LINES: u64 = 5_000;
+
+/// A reader of one newline-delimited JSON export file: lines are cut into chunks in
+/// order, and a [`Decode`] turns each chunk into a batch, on any thread.
 pub struct JsonLines<'p> {
     display: String,
+    reader: Box<dyn std::io::BufRead + Send + 'p>,
+    line: u64,
+    decode: Arc<Decode>,
+}
+
+/// What decoding a chunk of lines needs; shared by the threads that decode.
+struct Decode {
+    path: PathBuf,
+    packing: Packing,
+    display: String,
+    /// Whether the schema came from a sample that did not cover the whole file.
+    sampled: bool,
     kind: ExportKind,
     schema: SchemaRef,
-    reader: Box<dyn std::io::BufRead + Send + 'p>,
-    decoder: Decoder,
-    line: u64,
-    /// The current batch's lines, with their line numbers.
-    pending: Vec<(u64, Vec<u8>)>,
 }
 
 impl<'p> JsonLines<'p> {
@@ -34,10 +53,15 @@ impl<'p> JsonLines<'p> {
     pub fn open(
         path: &Path,
         display: &str,
-        packing: super::Packing,
+        packing: Packing,
         progress: Option<&'p dyn Progress>,
+        inference: Inference,
     ) -> Result<Self> {
-        let inferred = infer(path, display, packing)?;
+        let limit = match inference {
+            Inference::Sample => Some(SAMPLE_LINES),
+            Inference::Whole => None,
+        };
+        let (inferred, whole) = infer(path, display, packing, limit)?;
         let kind = gcp::detect_kind(inferred.fields().iter().map(|f| f.name().as_str()))
             .ok_or_else(|| Error::UnknownFormat {
                 path: display.to_string(),
@@ -45,72 +69,122 @@ impl<'p> JsonLines<'p> {
                          (usage_start_time, cost, list_price, lineItemId)"
                     .into(),
             })?;
-        let schema = schema_for(kind, inferred.fields());
-        let decoder = decoder_for(&schema)?;
         Ok(Self {
             display: display.to_string(),
-            kind,
-            schema,
             reader: open_text(path, packing, progress)?,
-            decoder,
             line: 0,
-            pending: Vec::with_capacity(BATCH_SIZE),
+            decode: Arc::new(Decode {
+                path: path.to_path_buf(),
+                packing,
+                display: display.to_string(),
+                sampled: !whole,
+                kind,
+                schema: schema_for(kind, inferred.fields()),
+            }),
         })
     }
+}
 
-    /// Decodes the pending lines one by one to find the first that fails.
-    fn locate(&self, batch_error: arrow::error::ArrowError) -> Error {
-        for (line, text) in &self.pending {
-            let mut one = match decoder_for(&self.schema) {
-                Ok(d) => d,
+impl Decode {
+    /// The error to report for `error`, met at a line of a sampled read: the whole
+    /// file's inference names a malformed line, or finds the sample too narrow.
+    fn unforeseen(&self, error: Error) -> Error {
+        if !self.sampled {
+            return error;
+        }
+        match infer(&self.path, &self.display, self.packing, None) {
+            Err(e) => e,
+            Ok((inferred, _)) if schema_for(self.kind, inferred.fields()) != self.schema => {
+                Error::SchemaWidened {
+                    path: self.display.clone(),
+                }
+            }
+            Ok(_) => error,
+        }
+    }
+
+    /// Decodes the chunk's lines one by one to find the first that fails.
+    fn locate(&self, chunk: &Chunk, batch_error: arrow::error::ArrowError) -> Error {
+        let mut start = 0;
+        for &(line, end) in &chunk.lines {
+            let result = decoder_for(&self.schema).and_then(|mut one| {
+                one.decode(&chunk.text[start..end])?;
+                Ok(one.flush()?)
+            });
+            match result {
+                Ok(_) => start = end,
+                Err(Error::Arrow(e)) => return bad_value(&self.display, line, e),
                 Err(e) => return e,
-            };
-            let result = one.decode(text).and_then(|_| one.flush());
-            if let Err(e) = result {
-                return bad_value(&self.display, *line, e);
             }
         }
-        bad_value(&self.display, self.line, batch_error)
+        let last = chunk.lines.last().map_or(0, |&(line, _)| line);
+        bad_value(&self.display, last, batch_error)
+    }
+}
+
+impl DecodeChunk for Decode {
+    fn decode(&self, chunk: Chunk) -> Result<RecordBatch> {
+        let mut decoder = decoder_for(&self.schema)?;
+        let mut rest = chunk.text.as_slice();
+        while !rest.is_empty() {
+            match decoder.decode(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) => return Err(self.unforeseen(self.locate(&chunk, e))),
+            }
+        }
+        match decoder.flush() {
+            Ok(batch) => Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone()))),
+            Err(e) => Err(self.unforeseen(self.locate(&chunk, e))),
+        }
     }
 }
 
 impl BatchSource for JsonLines<'_> {
     fn kind(&self) -> ExportKind {
-        self.kind
+        self.decode.kind
     }
 
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        self.decode.schema.clone()
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        self.pending.clear();
-        let mut buf = Vec::new();
-        while self.pending.len() < BATCH_SIZE {
-            buf.clear();
+        match self.next_chunk()? {
+            Some(chunk) => self.decode.decode(chunk).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn chunk_decoder(&self) -> Option<Arc<dyn DecodeChunk>> {
+        Some(self.decode.clone())
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        let mut chunk = Chunk::default();
+        while chunk.lines.len() < BATCH_SIZE {
+            let start = chunk.text.len();
             let n = self
                 .reader
-                .read_until(b'\n', &mut buf)
+                .read_until(b'\n', &mut chunk.text)
                 .map_err(|e| read_error(&self.display, self.line + 1, e))?;
             if n == 0 {
                 break;
             }
             self.line += 1;
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            match chunk.text[start..]
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+            {
+                None => chunk.text.truncate(start),
+                Some(b'{') => chunk.lines.push((self.line, chunk.text.len())),
+                // Not an object: the whole file's inference says so, with the line.
+                Some(_) => {
+                    let error = not_an_object(&self.display, self.line);
+                    return Err(self.decode.unforeseen(error));
+                }
             }
-            self.decoder
-                .decode(&buf)
-                .map_err(|e| bad_value(&self.display, self.line, e))?;
-            self.pending.push((self.line, buf.clone()));
         }
-        if self.pending.is_empty() {
-            return Ok(None);
-        }
-        match self.decoder.flush() {
-            Ok(batch) => Ok(batch),
-            Err(e) => Err(self.locate(e)),
-        }
+        Ok((!chunk.lines.is_empty()).then_some(chunk))
     }
 }
 
@@ -118,6 +192,7 @@ fn decoder_for(schema: &SchemaRef) -> Result<Decoder> {
     Ok(ReaderBuilder::new(schema.clone())
         .with_batch_size(BATCH_SIZE)
         .with_coerce_primitive(true)
+        .with_strict_mode(true)
         .build_decoder()?)
 }
 
@@ -136,15 +211,34 @@ fn bad_value(display: &str, line: u64, e: arrow::error::ArrowError) -> Error {
     }
 }
 
-/// First pass: every line must be a JSON object; their fields make the schema.
-fn infer(path: &Path, display: &str, packing: super::Packing) -> Result<arrow::datatypes::Schema> {
+fn not_an_object(display: &str, line: u64) -> Error {
+    Error::BadRow {
+        path: display.to_string(),
+        line,
+        message: "malformed JSON: expected an object ({...}) on each line".into(),
+    }
+}
+
+/// Infers the schema from the first `limit` lines (all with `None`), each of which must
+/// be a JSON object; returns it and whether the whole file was read.
+fn infer(
+    path: &Path,
+    display: &str,
+    packing: Packing,
+    limit: Option<u64>,
+) -> Result<(arrow::datatypes::Schema, bool)> {
     let mut reader = open_text(path, packing, None)?;
+    let mut whole = true;
     let mut failure: Option<Error> = None;
     let mut line = 0u64;
     let mut rows = 0u64;
     let mut buf = Vec::new();
     let values = std::iter::from_fn(|| {
         loop {
+            if limit.is_some_and(|n| rows >= n) {
+                whole = false;
+                return None;
+            }
             buf.clear();
             match reader.read_until(b'\n', &mut buf) {
                 Ok(0) => return None,
@@ -163,11 +257,7 @@ fn infer(path: &Path, display: &str, packing: super::Packing) -> Result<arrow::d
                     return Some(Ok(v));
                 }
                 Ok(_) => {
-                    failure = Some(Error::BadRow {
-                        path: display.to_string(),
-                        line,
-                        message: "malformed JSON: expected an object ({...}) on each line".into(),
-                    });
+                    failure = Some(not_an_object(display, line));
                     return None;
                 }
                 Err(e) => {
@@ -195,7 +285,7 @@ fn infer(path: &Path, display: &str, packing: super::Packing) -> Result<arrow::d
             path: display.to_string(),
         });
     }
-    Ok(schema)
+    Ok((schema, whole))
 }
 
 /// serde_json's message without its own " at line L column C" suffix.
