@@ -150,6 +150,39 @@ pub struct TableArgs {
     /// Register exports as a table: NAME=SRC, NAME may be a BigQuery path (repeatable).
     #[arg(long = "table", value_parser = parse_table)]
     pub table: Vec<(String, String)>,
+    /// Memory a query's sorts, joins and aggregations may hold before spilling to
+    /// temporary files (`2GiB`, `512MiB`, `1GB`, bytes).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<usize>,
+}
+
+/// A size in bytes, with an optional binary (`KiB`, `MiB`, `GiB`) or decimal (`KB`,
+/// `MB`, `GB`) unit.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let text = s.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number = match number.parse::<f64>() {
+        Ok(n) if n > 0.0 => n,
+        _ => return Err(format!("expected a size such as 2GiB, got '{s}'")),
+    };
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kib" | "k" => 1024.0,
+        "mib" | "m" => 1024.0 * 1024.0,
+        "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' (use KiB, MiB, GiB, KB, MB or GB)"
+            ));
+        }
+    };
+    Ok((number * scale) as usize)
 }
 
 fn parse_table(s: &str) -> Result<(String, String), String> {
@@ -221,5 +254,21 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_take_binary_and_decimal_units() {
+        assert_eq!(super::parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(super::parse_size("512 MiB"), Ok(512 << 20));
+        assert_eq!(super::parse_size("1.5GB"), Ok(1_500_000_000));
+        assert_eq!(super::parse_size("4096"), Ok(4096));
+        assert_eq!(
+            super::parse_size("2TiB"),
+            Err("unknown unit 'tib' (use KiB, MiB, GiB, KB, MB or GB)".to_string())
+        );
+        assert_eq!(
+            super::parse_size("lots"),
+            Err("expected a size such as 2GiB, got 'lots'".to_string())
+        );
     }
 }

@@ -2,9 +2,12 @@
 //! number of stores, and export files registered under names of the user's choice.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use datafusion::dataframe::DataFrame;
-use datafusion::prelude::SessionContext;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::Catalog;
 use crate::convert::{ConvertOptions, convert};
@@ -25,7 +28,22 @@ pub struct Session {
 impl Session {
     /// A session with billq's functions and no tables.
     pub fn new() -> Self {
-        let ctx = SessionContext::new();
+        Self::with_context(SessionContext::new())
+    }
+
+    /// A session whose queries hold at most `bytes` of memory in their sorts, joins and
+    /// aggregations, spilling to temporary files past it.
+    pub fn with_memory_limit(bytes: usize) -> Result<Self> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
+            .build_arc()?;
+        Ok(Self::with_context(SessionContext::new_with_config_rt(
+            SessionConfig::new(),
+            runtime,
+        )))
+    }
+
+    fn with_context(ctx: SessionContext) -> Self {
         billq_udfs::register_all(&ctx);
         Self {
             ctx,

@@ -1,48 +1,101 @@
 //! billq side by side with DuckDB on the same machine, the same files and the same
 //! thread count (2), in one run:
 //!
-//! 1. conversion of a generated GCP export (`billq gen`, NDJSON.gz) to Parquet: billq's
-//!    `convert` (which also partitions, sorts and totals exactly) against DuckDB's
-//!    `COPY (SELECT * FROM read_json(...)) TO ... (FORMAT parquet)`;
+//! 1. conversion of generated exports (`billq gen`) to Parquet: GCP NDJSON.gz and AWS
+//!    CUR CSV.gz, `billq convert` (which also partitions, sorts and totals exactly)
+//!    against DuckDB's `COPY (SELECT * FROM read_json/read_csv(...)) TO ... (FORMAT
+//!    parquet)`; wall time, rows/s and each process's peak RSS;
 //! 2. monthly-report queries over billq's Parquet store, billq's BigQuery dialect
-//!    against the same question in DuckDB's SQL over the same files.
+//!    against the same question in DuckDB's SQL over the same files, with the scan
+//!    floor of each: the time to decode just the columns it needs (parquet-rs, 2 threads);
+//! 3. a high-cardinality GROUP BY and a sort under a memory limit, both processes'
+//!    peak RSS beside it.
 //!
-//! `vs_duckdb [ROWS] [RUNS]` prints a Markdown table of medians (ms) and ratios
-//! (billq / DuckDB: below 1, billq is faster). DuckDB runs in `python3` (`pip install
-//! duckdb`); its times are taken inside Python, so process start is not counted.
+//! `vs_duckdb [ROWS] [RUNS] [MEMORY_LIMIT]` prints Markdown tables of medians (ms) and
+//! ratios (billq / DuckDB: below 1, billq is faster). DuckDB runs in `python3` (`pip
+//! install duckdb`); the `billq` binary must sit beside this one (`cargo build
+//! --release -p billq -p billq-benches`). Times are taken around the work itself
+//! (process start excluded for DuckDB, included for `billq convert`).
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use billq_engine::convert::{ConvertOptions, convert};
 use billq_engine::{Dialect, Session};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-/// (name, billq's BigQuery SQL, DuckDB's SQL); `{t}` is the table in both.
-const QUERIES: [(&str, &str, &str); 5] = [
+/// A report query: name, billq's BigQuery SQL, DuckDB's SQL (`{t}` is the table in
+/// both) and the Parquet columns it reads (for the scan floor).
+struct Query {
+    name: &'static str,
+    billq: &'static str,
+    duckdb: &'static str,
+    columns: &'static [&'static str],
+}
+
+const QUERIES: [Query; 8] = [
+    Query {
+        name: "total by invoice month",
+        billq: "SELECT invoice.month, SUM(cost) AS cost FROM {t} GROUP BY 1 ORDER BY 1",
+        duckdb: "SELECT invoice.month, SUM(cost) AS cost FROM {t} GROUP BY 1 ORDER BY 1",
+        columns: &["invoice.month", "cost"],
+    },
+    Query {
+        name: "top 10 services",
+        billq: "SELECT service.description, SUM(cost) AS cost FROM {t} GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
+        duckdb: "SELECT service.description, SUM(cost) AS cost FROM {t} GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
+        columns: &["service.description", "cost"],
+    },
+    Query {
+        name: "top 10 SKUs",
+        billq: "SELECT sku.description, SUM(cost) AS cost FROM {t} GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
+        duckdb: "SELECT sku.description, SUM(cost) AS cost FROM {t} GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
+        columns: &["sku.description", "cost"],
+    },
+    Query {
+        name: "net cost by project",
+        billq: "SELECT project.id, SUM(cost) + SUM(IFNULL((SELECT SUM(c.amount) FROM UNNEST(credits) c), 0)) AS net FROM {t} GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
+        duckdb: "SELECT project.id, SUM(cost) + SUM(COALESCE(list_sum(list_transform(credits, lambda c: c.amount)), 0)) AS net FROM {t} GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
+        columns: &["project.id", "cost", "credits.list.item.amount"],
+    },
+    Query {
+        name: "credits by type",
+        billq: "SELECT c.type, SUM(c.amount) AS amount FROM {t}, UNNEST(credits) c GROUP BY 1 ORDER BY 1",
+        duckdb: "SELECT c.type, SUM(c.amount) AS amount FROM (SELECT unnest(credits) AS c FROM {t}) GROUP BY 1 ORDER BY 1",
+        columns: &["credits.list.item.type", "credits.list.item.amount"],
+    },
+    Query {
+        name: "cost by env label",
+        billq: "SELECT l.value, SUM(cost) AS cost FROM {t}, UNNEST(labels) l WHERE l.key = 'env' GROUP BY 1 ORDER BY 1",
+        duckdb: "SELECT l.value, SUM(cost) AS cost FROM (SELECT cost, unnest(labels) AS l FROM {t}) WHERE l.key = 'env' GROUP BY 1 ORDER BY 1",
+        columns: &["labels", "cost"],
+    },
+    Query {
+        name: "untagged share (no team label)",
+        billq: "SELECT SUM(IF(NOT EXISTS (SELECT 1 FROM UNNEST(labels) l WHERE l.key = 'team'), cost, 0)) / SUM(cost) AS share FROM {t}",
+        duckdb: "SELECT SUM(CASE WHEN len(list_filter(labels, lambda l: l.key = 'team')) = 0 THEN cost ELSE 0 END) / SUM(cost) AS share FROM {t}",
+        columns: &["labels.list.item.key", "cost"],
+    },
+    Query {
+        name: "late charges (usage before the invoice month)",
+        billq: "SELECT invoice.month, COUNT(*) AS n, SUM(cost) AS cost FROM {t} WHERE FORMAT_TIMESTAMP('%Y%m', usage_start_time) < invoice.month GROUP BY 1 ORDER BY 1",
+        duckdb: "SELECT invoice.month, COUNT(*) AS n, SUM(cost) AS cost FROM {t} WHERE strftime(usage_start_time AT TIME ZONE 'UTC', '%Y%m') < invoice.month GROUP BY 1 ORDER BY 1",
+        columns: &["invoice.month", "usage_start_time", "cost"],
+    },
+];
+
+/// The memory-bound queries: a high-cardinality GROUP BY, and a sort of every row.
+const BOUNDED: [(&str, &str, &str); 2] = [
     (
-        "total by invoice month",
-        "SELECT invoice.month, SUM(cost) AS cost FROM {t} GROUP BY 1 ORDER BY 1",
-        "SELECT invoice.month, SUM(cost) AS cost FROM {t} GROUP BY 1 ORDER BY 1",
+        "GROUP BY hour x SKU x project",
+        "SELECT COUNT(*) AS n, MAX(cost) AS top FROM (SELECT usage_start_time, sku.id AS sku, project.id AS project, SUM(cost) AS cost FROM {t} GROUP BY 1, 2, 3)",
+        "SELECT COUNT(*) AS n, MAX(cost) AS top FROM (SELECT usage_start_time, sku.id AS sku, project.id AS project, SUM(cost) AS cost FROM {t} GROUP BY 1, 2, 3)",
     ),
     (
-        "top 10 services",
-        "SELECT service.description, SUM(cost) AS cost FROM {t} GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
-        "SELECT service.description, SUM(cost) AS cost FROM {t} GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
-    ),
-    (
-        "net cost by project",
-        "SELECT project.id, SUM(cost) + SUM(IFNULL((SELECT SUM(c.amount) FROM UNNEST(credits) c), 0)) AS net FROM {t} GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
-        "SELECT project.id, SUM(cost) + SUM(COALESCE(list_sum(list_transform(credits, lambda c: c.amount)), 0)) AS net FROM {t} GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
-    ),
-    (
-        "credits by type",
-        "SELECT c.type, SUM(c.amount) AS amount FROM {t}, UNNEST(credits) c GROUP BY 1 ORDER BY 1",
-        "SELECT c.type, SUM(c.amount) AS amount FROM (SELECT unnest(credits) AS c FROM {t}) GROUP BY 1 ORDER BY 1",
-    ),
-    (
-        "cost by env label",
-        "SELECT l.value, SUM(cost) AS cost FROM {t}, UNNEST(labels) l WHERE l.key = 'env' GROUP BY 1 ORDER BY 1",
-        "SELECT l.value, SUM(cost) AS cost FROM (SELECT cost, unnest(labels) AS l FROM {t}) WHERE l.key = 'env' GROUP BY 1 ORDER BY 1",
+        "sort every row by cost",
+        "SELECT id, cost FROM (SELECT sku.id, cost, ROW_NUMBER() OVER (ORDER BY cost DESC, usage_start_time, sku.id) AS n FROM {t}) WHERE MOD(n, 100000) = 0",
+        "SELECT id, cost FROM (SELECT sku.id, cost, ROW_NUMBER() OVER (ORDER BY cost DESC, usage_start_time, sku.id) AS n FROM {t}) WHERE n % 100000 = 0",
     ),
 ];
 
@@ -51,26 +104,118 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// Runs DuckDB over `script`'s statements in Python; returns its timings (ms), one
-/// line each, as the script prints them.
-fn duckdb(script: &str) -> Vec<f64> {
+/// Runs a Python script; returns its output lines, each parsed as numbers.
+fn python(script: &str) -> Vec<Vec<f64>> {
     let out = Command::new("python3")
         .args(["-c", script])
         .output()
         .expect("python3 with duckdb (pip install duckdb)");
     assert!(
         out.status.success(),
-        "duckdb: {}",
+        "python3: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| l.trim().parse().expect("a timing"))
+        .map(|l| {
+            l.split_whitespace()
+                .map(|x| x.parse().expect("a number"))
+                .collect()
+        })
         .collect()
 }
 
 fn python_text(s: &str) -> String {
     format!("'''{}'''", s.replace('\\', "\\\\"))
+}
+
+/// DuckDB running `setup` then `sql` in a fresh process: (ms, peak RSS in MiB).
+fn duckdb_once(setup: &str, sql: &str) -> (f64, f64) {
+    let out = python(&format!(
+        "import duckdb, resource, time\n\
+         con = duckdb.connect(); con.execute('SET threads = 2'); con.execute('SET enable_progress_bar = false')\n\
+         {setup}\n\
+         t = time.perf_counter(); con.execute({}).fetchall(); ms = (time.perf_counter() - t) * 1000\n\
+         print(ms, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n",
+        python_text(sql)
+    ));
+    (out[0][0], out[0][1])
+}
+
+/// A `billq` command run to completion: (ms, peak RSS in MiB), from Python's rusage.
+fn billq_once(args: &[String]) -> (f64, f64) {
+    let exe = std::env::current_exe().expect("this binary");
+    let billq = exe.with_file_name("billq");
+    assert!(
+        billq.exists(),
+        "{} is missing: cargo build --release -p billq -p billq-benches",
+        billq.display()
+    );
+    let argv: Vec<String> = std::iter::once(billq.display().to_string())
+        .chain(args.iter().cloned())
+        .map(|a| python_text(&a))
+        .collect();
+    let out = python(&format!(
+        "import resource, subprocess, time\n\
+         t = time.perf_counter()\n\
+         subprocess.run([{}], check=True, stdout=subprocess.DEVNULL)\n\
+         ms = (time.perf_counter() - t) * 1000\n\
+         print(ms, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n",
+        argv.join(", ")
+    ));
+    (out[0][0], out[0][1])
+}
+
+/// Medians of `runs` runs of `f`: (ms, peak RSS in MiB).
+fn medians(runs: usize, mut f: impl FnMut(usize) -> (f64, f64)) -> (f64, f64) {
+    let (ms, rss): (Vec<f64>, Vec<f64>) = (0..runs).map(&mut f).unzip();
+    (median(ms), median(rss))
+}
+
+/// Decodes just `columns` of every file, on 2 threads: the floor under a query.
+fn scan_floor(files: &[PathBuf], columns: &[&str]) -> f64 {
+    let started = Instant::now();
+    let half = files.len().div_ceil(2).max(1);
+    std::thread::scope(|s| {
+        for chunk in files.chunks(half) {
+            s.spawn(move || {
+                for f in chunk {
+                    let file = std::fs::File::open(f).expect("a stored file");
+                    let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
+                    let mask =
+                        ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+                    for batch in builder.with_projection(mask).build().expect("a reader") {
+                        batch.expect("a batch");
+                    }
+                }
+            });
+        }
+    });
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+fn parquet_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            parquet_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+}
+
+fn size_of(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        total += if path.is_dir() {
+            size_of(&path)
+        } else {
+            entry.metadata().map_or(0, |m| m.len())
+        };
+    }
+    total
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -81,93 +226,149 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let limit = args.next().unwrap_or_else(|| "256MiB".to_string());
     let dir = tempfile::tempdir().expect("a temp dir");
-    let export = dir.path().join("export");
     let options = billq_gen::Options {
         rows,
         months: 3,
         seed: 1,
     };
-    billq_gen::gcp(&options, &export).expect("generated export");
+    let gcp = dir.path().join("gcp");
+    let aws = dir.path().join("aws");
+    billq_gen::gcp(&options, &gcp).expect("generated GCP export");
+    billq_gen::aws(&options, &aws).expect("generated AWS export");
 
-    // 1. Conversion, a fresh store each run.
-    let mut billq_convert = Vec::new();
-    for run in 0..runs {
-        let out = dir.path().join(format!("store-{run}"));
-        let started = Instant::now();
-        convert(
-            &[export.display().to_string()],
-            &ConvertOptions {
-                out,
-                progress: None,
-                lenient: false,
-                store: Default::default(),
-            },
-        )
-        .await
-        .expect("billq convert");
-        billq_convert.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
-    let json = format!("{}/*.jsonl.gz", export.display());
-    let copy = format!(
-        "import duckdb, time\n\
-         for run in range({runs}):\n\
-         \x20   con = duckdb.connect(); con.execute('SET threads = 2'); con.execute('SET enable_progress_bar = false')\n\
-         \x20   path = '{}/duck-%d.parquet' % run\n\
-         \x20   t = time.perf_counter()\n\
-         \x20   con.execute(\"COPY (SELECT * FROM read_json('{json}', format = 'newline_delimited')) TO '\" + path + \"' (FORMAT parquet)\")\n\
-         \x20   print((time.perf_counter() - t) * 1000)\n",
-        dir.path().display()
+    // 1. Conversion, a fresh store (and a fresh process) each run.
+    println!(
+        "| conversion of {rows} rows | billq ms | DuckDB ms | billq / DuckDB | billq rows/s | DuckDB rows/s | billq peak RSS MiB | DuckDB peak RSS MiB |"
     );
-    let duck_convert = duckdb(&copy);
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let inputs = [
+        (
+            "GCP NDJSON.gz",
+            &gcp,
+            format!(
+                "read_json('{}/*.jsonl.gz', format = 'newline_delimited')",
+                gcp.display()
+            ),
+        ),
+        (
+            "AWS CUR CSV.gz",
+            &aws,
+            format!("read_csv('{}/cur/*/*/*.csv.gz')", aws.display()),
+        ),
+    ];
+    for (name, export, reader) in &inputs {
+        let store = |run: usize| {
+            dir.path()
+                .join(format!("store-{name}-{run}").replace(' ', "_"))
+        };
+        let (billq_ms, billq_rss) = medians(runs, |run| {
+            billq_once(&[
+                "-q".into(),
+                "convert".into(),
+                export.display().to_string(),
+                "--out".into(),
+                store(run).display().to_string(),
+            ])
+        });
+        let (duck_ms, duck_rss) = medians(runs, |run| {
+            let target = dir.path().join(format!("duck-{run}.parquet"));
+            let copy = format!(
+                "COPY (SELECT * FROM {reader}) TO '{}' (FORMAT parquet)",
+                target.display()
+            );
+            let measured = duckdb_once("", &copy);
+            let _ = std::fs::remove_file(target);
+            measured
+        });
+        println!(
+            "| {name} ({:.1} MB) | {billq_ms:.0} | {duck_ms:.0} | {:.2} | {:.0} | {:.0} | {billq_rss:.0} | {duck_rss:.0} |",
+            size_of(export) as f64 / 1e6,
+            billq_ms / duck_ms,
+            rows as f64 / billq_ms * 1000.0,
+            rows as f64 / duck_ms * 1000.0,
+        );
+        for run in 1..runs {
+            let _ = std::fs::remove_dir_all(store(run));
+        }
+    }
 
-    // 2. Queries over billq's store (the same Parquet files for both).
-    let store = dir.path().join("store-0");
+    // 2. Queries over billq's GCP store (the same Parquet files for both).
+    let store = dir.path().join("store-GCP_NDJSON.gz-0");
+    let mut files = Vec::new();
+    parquet_files(&store, &mut files);
     let mut session = Session::new();
     session.add_store(&store).await.expect("the store");
-    let parquet = format!("{}/gcp/**/*.parquet", store.display());
-    let mut rows_out = vec![(
-        format!("convert {rows} rows (NDJSON.gz -> Parquet)"),
-        median(billq_convert),
-        median(duck_convert),
-    )];
-    for (name, billq_sql, duck_sql) in QUERIES {
-        let sql = billq_sql.replace("{t}", "gcp_billing_export");
+    let parquet = format!(
+        "read_parquet('{}/gcp/**/*.parquet', union_by_name = true)",
+        store.display()
+    );
+    println!(
+        "\n| query ({rows} rows, {} files) | billq ms | DuckDB ms | billq / DuckDB | scan floor ms | billq / floor |",
+        files.len()
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for q in &QUERIES {
+        let sql = q.billq.replace("{t}", "gcp_billing_export");
         let mut times = Vec::new();
         for _ in 0..runs {
             let started = Instant::now();
             session
                 .sql(&sql, Dialect::BigQuery)
                 .await
-                .expect(name)
+                .expect(q.name)
                 .collect()
                 .await
-                .expect(name);
+                .expect(q.name);
             times.push(started.elapsed().as_secs_f64() * 1000.0);
         }
-        let duck_sql = duck_sql.replace(
-            "{t}",
-            &format!("read_parquet('{parquet}', union_by_name = true)"),
-        );
-        let script = format!(
+        let duck_sql = q.duckdb.replace("{t}", &parquet);
+        let duck = python(&format!(
             "import duckdb, time\ncon = duckdb.connect(); con.execute('SET threads = 2'); con.execute('SET enable_progress_bar = false')\n\
              for run in range({runs}):\n\
              \x20   t = time.perf_counter(); con.execute({}).fetchall(); print((time.perf_counter() - t) * 1000)\n",
             python_text(&duck_sql)
+        ));
+        let duck = median(duck.into_iter().map(|l| l[0]).collect());
+        let floor = median((0..runs).map(|_| scan_floor(&files, q.columns)).collect());
+        let billq = median(times);
+        println!(
+            "| {} | {billq:.1} | {duck:.1} | {:.2} | {floor:.1} | {:.2} |",
+            q.name,
+            billq / duck,
+            billq / floor
         );
-        rows_out.push((name.to_string(), median(times), median(duckdb(&script))));
     }
-    println!("| step | billq ms | DuckDB ms | billq / DuckDB |");
-    println!("|---|---:|---:|---:|");
-    for (name, billq, duck) in rows_out {
-        println!("| {name} | {billq:.1} | {duck:.1} | {:.2} |", billq / duck);
+
+    // 3. Memory-bound queries, each in a fresh process of either engine.
+    println!(
+        "\n| under a {limit} memory limit | billq ms | DuckDB ms | billq / DuckDB | billq peak RSS MiB | DuckDB peak RSS MiB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, billq_sql, duck_sql) in BOUNDED {
+        let (billq_ms, billq_rss) = medians(runs, |_| {
+            billq_once(&[
+                "query".into(),
+                "--format".into(),
+                "csv".into(),
+                "--memory-limit".into(),
+                limit.clone(),
+                "--data".into(),
+                store.display().to_string(),
+                billq_sql.replace("{t}", "gcp_billing_export"),
+            ])
+        });
+        let (duck_ms, duck_rss) = medians(runs, |_| {
+            duckdb_once(
+                &format!("con.execute(\"SET memory_limit = '{limit}'\")"),
+                &duck_sql.replace("{t}", &parquet),
+            )
+        });
+        println!(
+            "| {name} | {billq_ms:.0} | {duck_ms:.0} | {:.2} | {billq_rss:.0} | {duck_rss:.0} |",
+            billq_ms / duck_ms
+        );
     }
-    let size: u64 = std::fs::read_dir(&export)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum();
-    println!("\nexport: {rows} rows over 3 months, {size} bytes of NDJSON.gz; {runs} runs");
+    println!("\n{rows} rows over 3 months (seed 1); medians of {runs} runs; 2 threads each");
 }

@@ -56,6 +56,7 @@ pub async fn run(out: Option<PathBuf>, quiet: bool) -> Result<ExitCode> {
     let session = super::session(&TableArgs {
         data: vec![store.clone()],
         table: vec![],
+        memory_limit: None,
     })
     .await?;
     println!("\n{INVOICE_QUERY}\n");

@@ -79,7 +79,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 
 /// A session with the stores and tables named on the command line.
 pub async fn session(args: &TableArgs) -> Result<Session> {
-    let mut session = Session::new();
+    let mut session = match args.memory_limit {
+        Some(bytes) => Session::with_memory_limit(bytes)?,
+        None => Session::new(),
+    };
     for dir in &args.data {
         session.add_store(dir).await?;
     }

@@ -60,15 +60,20 @@ pub fn query_csv(store: &Path, sql: &str) -> String {
 /// Runs a query in `dialect` (bigquery, athena, datafusion) on a store and returns its
 /// CSV output.
 pub fn query_csv_in(store: &Path, dialect: &str, sql: &str) -> String {
-    let out = billq()
-        .args(["query", "--dialect", dialect, "--format", "csv", "--data"])
-        .arg(store)
-        .arg(sql)
-        .output()
-        .unwrap();
+    stdout_of(
+        billq()
+            .args(["query", "--dialect", dialect, "--format", "csv", "--data"])
+            .arg(store)
+            .arg(sql),
+    )
+}
+
+/// Runs a command that must succeed; returns its standard output.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "query failed: {}",
+        "{cmd:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()

@@ -7,6 +7,7 @@ mod convert;
 mod errors;
 mod focus;
 mod generate;
+mod memory;
 mod query;
 mod remote;
 mod report;

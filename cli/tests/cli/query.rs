@@ -38,18 +38,12 @@ fn a_seed_query_runs_verbatim_on_a_bigquery_path() {
 }
 
 fn run_format(format: &str) -> String {
-    let out = billq()
-        .args(["query", "--format", format, "--table", &seed_table()])
-        .arg("SELECT invoice.month AS m, COUNT(*) AS n, SUM(credits_total(credits)) AS credits \
-              FROM `project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX` GROUP BY 1 ORDER BY 1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stdout_of(
+        billq()
+            .args(["query", "--format", format, "--table", &seed_table()])
+            .arg("SELECT invoice.month AS m, COUNT(*) AS n, SUM(credits_total(credits)) AS credits \
+                  FROM `project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX` GROUP BY 1 ORDER BY 1"),
+    )
 }
 
 #[test]

@@ -5,22 +5,58 @@
 //! - Aliases keep their case (`CUD_credits`), where DataFusion would lower-case them;
 //!   references to them in GROUP BY, HAVING, QUALIFY and ORDER BY follow.
 //!
-//! Only the outermost query's names are output names; inner ones are left alone, so
-//! that references from outside stay case-insensitive.
+//! Only the outermost query's names are output names. Inner queries name their field
+//! paths by the last part too (`(SELECT sku.id FROM t)` has a column `id`), unquoted,
+//! so that references from outside stay case-insensitive.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, GroupByExpr, Ident, OrderByKind, Query, SelectItem, SetExpr, Statement,
-    visit_expressions_mut,
+    Expr, GroupByExpr, Ident, OrderByKind, Query, SelectItem, SetExpr, Statement, VisitMut,
+    VisitorMut, visit_expressions_mut,
 };
 
 use super::ast::quoted;
 
-/// Names the output columns of `statement`'s outermost query.
+/// Names the output columns of `statement`'s outermost query, then the field paths
+/// of the queries within.
 pub fn rewrite(statement: &mut Statement) {
     if let Statement::Query(query) = statement {
         name_query(query);
+    }
+    let _ = statement.visit(&mut FieldPaths);
+}
+
+/// Gives every unaliased field path (`sku.id`) of a query the name of its last part.
+struct FieldPaths;
+
+impl VisitorMut for FieldPaths {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        name_paths(&mut query.body);
+        ControlFlow::Continue(())
+    }
+}
+
+fn name_paths(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            for item in &mut select.projection {
+                if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item
+                    && parts.len() > 1
+                {
+                    let alias = Ident::new(parts[parts.len() - 1].value.clone());
+                    let expr = Expr::CompoundIdentifier(std::mem::take(parts));
+                    *item = SelectItem::ExprWithAlias { expr, alias };
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            name_paths(left);
+            name_paths(right);
+        }
+        _ => {}
     }
 }
 
@@ -123,6 +159,21 @@ mod tests {
         assert_eq!(
             s.to_string(),
             "SELECT invoice.month AS \"month\", SUM(cost) AS \"f0_\", SUM(x) AS \"CUD_credits\", cost FROM t GROUP BY 1 ORDER BY \"CUD_credits\""
+        );
+    }
+
+    #[test]
+    fn inner_field_paths_are_named_by_their_last_part() {
+        let mut s = Parser::parse_sql(
+            &BigQueryDialect {},
+            "SELECT x.id FROM (SELECT sku.id, cost FROM t UNION ALL SELECT sku.id, cost FROM u) AS x",
+        )
+        .unwrap()
+        .remove(0);
+        rewrite(&mut s);
+        assert_eq!(
+            s.to_string(),
+            "SELECT x.id AS \"id\" FROM (SELECT sku.id AS id, cost FROM t UNION ALL SELECT sku.id AS id, cost FROM u) AS x"
         );
     }
 }

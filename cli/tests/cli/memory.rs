@@ -1,0 +1,81 @@
+//! `--memory-limit`: a query past the limit spills to disk and answers the same.
+
+use crate::common::*;
+
+const GROUPED: &str = "SELECT usage_start_time, sku.id AS sku, project.id AS project, SUM(cost) AS cost \
+     FROM gcp_billing_export GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3";
+
+fn query(store: &std::path::Path, limit: Option<&str>, sql: &str) -> String {
+    let mut cmd = billq();
+    cmd.args([
+        "query",
+        "--dialect",
+        "datafusion",
+        "--format",
+        "csv",
+        "--data",
+    ])
+    .arg(store);
+    if let Some(limit) = limit {
+        cmd.args(["--memory-limit", limit]);
+    }
+    stdout_of(cmd.arg(sql))
+}
+
+#[test]
+fn a_sort_past_the_memory_limit_spills_and_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    let run = billq()
+        .args([
+            "gen",
+            "--provider",
+            "gcp",
+            "--rows",
+            "60000",
+            "--months",
+            "1",
+            "--out",
+        ])
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let store = dir.path().join("store");
+    convert(&store, &[&export]);
+
+    let plan = query(&store, Some("32MiB"), &format!("EXPLAIN ANALYZE {GROUPED}"));
+    let sort = plan
+        .lines()
+        .find(|l| l.contains("SortExec: expr=[sum(gcp_billing_export.cost)"))
+        .unwrap_or_else(|| panic!("no sort in {plan}"));
+    let spills: u64 = sort
+        .split("spill_count=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no spill count in {sort}"));
+    assert!(spills > 0, "{sort}");
+
+    let limited = query(&store, Some("32MiB"), GROUPED);
+    assert_eq!(limited, query(&store, None, GROUPED));
+    assert!(
+        limited.lines().count() > 50_000,
+        "{}",
+        limited.lines().count()
+    );
+
+    let out = billq()
+        .args(["query", "--memory-limit", "4MiB", "--data"])
+        .arg(&store)
+        .arg(GROUPED)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("billq: Resources exhausted: ")
+            && err.ends_with("fair(pool_size: 4.0 MB)\n"),
+        "{err}"
+    );
+}
