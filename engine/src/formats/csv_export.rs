@@ -20,7 +20,9 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use super::{BATCH_SIZE, BatchSource, ExportKind, Packing, Rejected, open_text};
+use super::{
+    BATCH_SIZE, BatchSource, Chunk, DecodeChunk, ExportKind, Packing, Rejected, open_text,
+};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
@@ -202,13 +204,12 @@ struct Survey {
     rejected: Vec<(u64, Vec<String>)>,
 }
 
-/// A reader of a provider's CSV export.
+/// A reader of a provider's CSV export: records are parsed in order, and a
+/// [`Build`] turns each chunk of them into a batch, on any thread.
 pub struct CsvExport<'p> {
     display: String,
     kind: ExportKind,
-    schema: SchemaRef,
-    columns: Vec<Column>,
-    null: Option<&'static str>,
+    build: Arc<Build>,
     records: csv::StringRecordsIntoIter<Box<dyn std::io::BufRead + Send + 'p>>,
     width: usize,
     warnings: Vec<String>,
@@ -393,9 +394,11 @@ impl<'p> CsvExport<'p> {
         Ok(Self {
             display: display.to_string(),
             kind: survey.kind,
-            schema: Arc::new(Schema::new(fields)),
-            columns,
-            null: null_text(survey.kind),
+            build: Arc::new(Build {
+                schema: Arc::new(Schema::new(fields)),
+                columns,
+                null: null_text(survey.kind),
+            }),
             records: reader.into_records(),
             width: survey.header.len(),
             warnings: survey.warnings,
@@ -460,7 +463,24 @@ fn plan(roles: &[Role]) -> (Vec<Field>, Vec<Column>) {
 
 const TOTAL_ROWS: [&str; 4] = ["StatementTotal", "InvoiceTotal", "AccountTotal", "Rounding"];
 
-impl CsvExport<'_> {
+/// How records become a batch's columns; shared by the threads that decode.
+struct Build {
+    schema: SchemaRef,
+    columns: Vec<Column>,
+    /// The text that means NULL, if the export has one.
+    null: Option<&'static str>,
+}
+
+impl DecodeChunk for Build {
+    fn decode(&self, chunk: Chunk) -> Result<RecordBatch> {
+        let Chunk::Records(records) = chunk else {
+            unreachable!("a CSV reader's chunks are records")
+        };
+        self.build(&records)
+    }
+}
+
+impl Build {
     fn build(&self, records: &[csv::StringRecord]) -> Result<RecordBatch> {
         let arrays = self
             .columns
@@ -542,7 +562,7 @@ impl BatchSource for CsvExport<'_> {
     }
 
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        self.build.schema.clone()
     }
 
     fn warnings(&self) -> Vec<String> {
@@ -558,6 +578,17 @@ impl BatchSource for CsvExport<'_> {
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        match self.next_chunk()? {
+            Some(chunk) => self.build.decode(chunk).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn chunk_decoder(&self) -> Option<Arc<dyn DecodeChunk>> {
+        Some(self.build.clone())
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>> {
         let mut records = Vec::with_capacity(BATCH_SIZE);
         while records.len() < BATCH_SIZE {
             let Some(record) = self.records.next() else {
@@ -579,10 +610,7 @@ impl BatchSource for CsvExport<'_> {
                 });
             }
         }
-        if records.is_empty() {
-            return Ok(None);
-        }
-        self.build(&records).map(Some)
+        Ok((!records.is_empty()).then_some(Chunk::Records(records)))
     }
 }
 

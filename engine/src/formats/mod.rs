@@ -202,12 +202,17 @@ pub trait BatchSource: Send {
     }
 }
 
-/// The raw lines of one batch, read in order and decoded on any thread.
-#[derive(Debug, Default)]
-pub struct Chunk {
-    text: Vec<u8>,
-    /// (line number, end offset in `text`) of each line.
-    lines: Vec<(u64, usize)>,
+/// The raw input of one batch, read in order and decoded on any thread.
+#[derive(Debug)]
+pub enum Chunk {
+    /// Lines of text (newline-delimited JSON), with the (line number, end offset in
+    /// `text`) of each.
+    Lines {
+        text: Vec<u8>,
+        lines: Vec<(u64, usize)>,
+    },
+    /// CSV records, split into fields.
+    Records(Vec<csv::StringRecord>),
 }
 
 /// Decodes raw chunks into batches; shared by the threads that decode.

@@ -104,11 +104,16 @@ impl Decode {
     }
 
     /// Decodes the chunk's lines one by one to find the first that fails.
-    fn locate(&self, chunk: &Chunk, batch_error: arrow::error::ArrowError) -> Error {
+    fn locate(
+        &self,
+        text: &[u8],
+        lines: &[(u64, usize)],
+        batch_error: arrow::error::ArrowError,
+    ) -> Error {
         let mut start = 0;
-        for &(line, end) in &chunk.lines {
+        for &(line, end) in lines {
             let result = decoder_for(&self.schema).and_then(|mut one| {
-                one.decode(&chunk.text[start..end])?;
+                one.decode(&text[start..end])?;
                 Ok(one.flush()?)
             });
             match result {
@@ -117,24 +122,27 @@ impl Decode {
                 Err(e) => return e,
             }
         }
-        let last = chunk.lines.last().map_or(0, |&(line, _)| line);
+        let last = lines.last().map_or(0, |&(line, _)| line);
         bad_value(&self.display, last, batch_error)
     }
 }
 
 impl DecodeChunk for Decode {
     fn decode(&self, chunk: Chunk) -> Result<RecordBatch> {
+        let Chunk::Lines { text, lines } = chunk else {
+            unreachable!("a JSON reader's chunks are lines")
+        };
         let mut decoder = decoder_for(&self.schema)?;
-        let mut rest = chunk.text.as_slice();
+        let mut rest = text.as_slice();
         while !rest.is_empty() {
             match decoder.decode(rest) {
                 Ok(n) => rest = &rest[n..],
-                Err(e) => return Err(self.unforeseen(self.locate(&chunk, e))),
+                Err(e) => return Err(self.unforeseen(self.locate(&text, &lines, e))),
             }
         }
         match decoder.flush() {
             Ok(batch) => Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone()))),
-            Err(e) => Err(self.unforeseen(self.locate(&chunk, e))),
+            Err(e) => Err(self.unforeseen(self.locate(&text, &lines, e))),
         }
     }
 }
@@ -160,23 +168,20 @@ impl BatchSource for JsonLines<'_> {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>> {
-        let mut chunk = Chunk::default();
-        while chunk.lines.len() < BATCH_SIZE {
-            let start = chunk.text.len();
+        let (mut text, mut lines) = (Vec::new(), Vec::new());
+        while lines.len() < BATCH_SIZE {
+            let start = text.len();
             let n = self
                 .reader
-                .read_until(b'\n', &mut chunk.text)
+                .read_until(b'\n', &mut text)
                 .map_err(|e| read_error(&self.display, self.line + 1, e))?;
             if n == 0 {
                 break;
             }
             self.line += 1;
-            match chunk.text[start..]
-                .iter()
-                .find(|b| !b.is_ascii_whitespace())
-            {
-                None => chunk.text.truncate(start),
-                Some(b'{') => chunk.lines.push((self.line, chunk.text.len())),
+            match text[start..].iter().find(|b| !b.is_ascii_whitespace()) {
+                None => text.truncate(start),
+                Some(b'{') => lines.push((self.line, text.len())),
                 // Not an object: the whole file's inference says so, with the line.
                 Some(_) => {
                     let error = not_an_object(&self.display, self.line);
@@ -184,7 +189,7 @@ impl BatchSource for JsonLines<'_> {
                 }
             }
         }
-        Ok((!chunk.lines.is_empty()).then_some(chunk))
+        Ok((!lines.is_empty()).then_some(Chunk::Lines { text, lines }))
     }
 }
 
