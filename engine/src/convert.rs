@@ -15,9 +15,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch, StructArray};
-use arrow::array::{DynComparator, make_comparator};
-use arrow::compute::{SortOptions, interleave_record_batch};
+use arrow::array::{Array, AsArray, RecordBatch, StructArray, UInt32Array, make_comparator};
+use arrow::compute::{SortOptions, concat, interleave_record_batch, take};
 use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
 use chrono::Datelike;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
@@ -428,16 +427,18 @@ struct Partition {
 struct Piece {
     /// The batch and its memory size; the last piece dropped frees it.
     batch: Arc<(RecordBatch, usize)>,
-    rows: Option<Vec<u32>>,
+    rows: Option<UInt32Array>,
 }
 
 impl Piece {
     fn len(&self) -> usize {
-        self.rows.as_ref().map_or(self.batch.0.num_rows(), Vec::len)
+        self.rows
+            .as_ref()
+            .map_or(self.batch.0.num_rows(), Array::len)
     }
 
     fn row(&self, i: usize) -> usize {
-        self.rows.as_ref().map_or(i, |r| r[i] as usize)
+        self.rows.as_ref().map_or(i, |r| r.value(i) as usize)
     }
 }
 
@@ -465,7 +466,7 @@ impl Partitioner<'_> {
             };
             let piece = Piece {
                 batch: batch.clone(),
-                rows: (!whole).then_some(rows),
+                rows: (!whole).then(|| UInt32Array::from(rows)),
             };
             p.pending_rows += piece.len();
             p.pending.push(piece);
@@ -529,46 +530,54 @@ impl Partition {
     }
 }
 
-/// The rows of `pieces` sorted by the column at `time` (NULLs first, ties in input
-/// order): the whole batches themselves when they already are, else one new batch.
+/// The rows of `pieces` sorted by the column at `time`: the whole batches themselves
+/// when they already are in order, else one new batch.
 fn sorted_rows(pieces: &[Piece], time: Option<usize>) -> Result<Vec<RecordBatch>> {
-    let mut order: Vec<(usize, usize)> = pieces
+    let order = match time {
+        Some(time) => time_order(pieces, time)?,
+        None => None,
+    };
+    if order.is_none() && pieces.iter().all(|p| p.rows.is_none()) {
+        return Ok(pieces.iter().map(|p| p.batch.0.clone()).collect());
+    }
+    let rows: Vec<(usize, usize)> = pieces
         .iter()
         .enumerate()
         .flat_map(|(k, p)| (0..p.len()).map(move |i| (k, p.row(i))))
         .collect();
-    if let Some(time) = time {
-        let columns: Vec<&dyn Array> = pieces
-            .iter()
-            .map(|p| p.batch.0.column(time).as_ref())
-            .collect();
-        let compare: Vec<Vec<DynComparator>> = (0..pieces.len())
-            .map(|a| {
-                (0..pieces.len())
-                    .map(|b| {
-                        make_comparator(
-                            columns[a],
-                            columns[b],
-                            SortOptions {
-                                descending: false,
-                                nulls_first: true,
-                            },
-                        )
-                    })
-                    .collect::<Result<_, _>>()
-            })
-            .collect::<Result<_, _>>()?;
-        let cmp = |x: &(usize, usize), y: &(usize, usize)| compare[x.0][y.0](x.1, y.1);
-        if !order.is_sorted_by(|x, y| cmp(x, y).is_le()) {
-            order.sort_by(cmp);
-        } else if pieces.iter().all(|p| p.rows.is_none()) {
-            return Ok(pieces.iter().map(|p| p.batch.0.clone()).collect());
-        }
-    } else if pieces.iter().all(|p| p.rows.is_none()) {
-        return Ok(pieces.iter().map(|p| p.batch.0.clone()).collect());
-    }
+    let rows = match order {
+        Some(order) => order.into_iter().map(|i| rows[i]).collect(),
+        None => rows,
+    };
     let batches: Vec<&RecordBatch> = pieces.iter().map(|p| &p.batch.0).collect();
-    Ok(vec![interleave_record_batch(&batches, &order)?])
+    Ok(vec![interleave_record_batch(&batches, &rows)?])
+}
+
+/// The order that sorts the pieces' rows, one after another, by the column at `time`
+/// (NULLs first, ties as they came), or `None` when they already are.
+fn time_order(pieces: &[Piece], time: usize) -> Result<Option<Vec<usize>>> {
+    let columns = pieces
+        .iter()
+        .map(|p| {
+            let column = p.batch.0.column(time);
+            match &p.rows {
+                Some(rows) => take(column, rows, None),
+                None => Ok(column.clone()),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let times = concat(&columns.iter().map(|c| c.as_ref()).collect::<Vec<_>>())?;
+    let options = SortOptions {
+        descending: false,
+        nulls_first: true,
+    };
+    let cmp = make_comparator(&times, &times, options)?;
+    if (1..times.len()).all(|i| cmp(i - 1, i).is_le()) {
+        return Ok(None);
+    }
+    let mut order: Vec<usize> = (0..times.len()).collect();
+    order.sort_by(|&a, &b| cmp(a, b));
+    Ok(Some(order))
 }
 
 /// Writes rows set aside as CSV: the source's header, a `line` column first.

@@ -155,21 +155,9 @@ pub fn json_entries(text: &str) -> serde_json::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// The map type of tags and other key/value columns: text keys and values.
-pub fn map_type() -> DataType {
-    let entries = Field::new(
-        "entries",
-        DataType::Struct(
-            vec![
-                Field::new("keys", DataType::Utf8, false),
-                Field::new("values", DataType::Utf8, true),
-            ]
-            .into(),
-        ),
-        false,
-    );
-    DataType::Map(Arc::new(entries), false)
-}
+/// The map type of tags and other key/value columns: text keys and values, the type
+/// `tags_map` returns.
+pub use billq_udfs::billing::tags_map::map_type;
 
 /// The text a kind of export writes for a missing value, besides the empty field:
 /// FOCUS's samples write `NULL`.
@@ -578,10 +566,8 @@ impl BatchSource for CsvExport<'_> {
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        match self.next_chunk()? {
-            Some(chunk) => self.build.decode(chunk).map(Some),
-            None => Ok(None),
-        }
+        let chunk = self.next_chunk()?;
+        chunk.map(|c| self.build.decode(c)).transpose()
     }
 
     fn chunk_decoder(&self) -> Option<Arc<dyn DecodeChunk>> {

@@ -31,7 +31,6 @@ const SAMPLE_LINES: u64 = 5_000;
 /// A reader of one newline-delimited JSON export file: lines are cut into chunks in
 /// order, and a [`Decode`] turns each chunk into a batch, on any thread.
 pub struct JsonLines<'p> {
-    display: String,
     reader: Box<dyn std::io::BufRead + Send + 'p>,
     line: u64,
     decode: Arc<Decode>,
@@ -70,7 +69,6 @@ impl<'p> JsonLines<'p> {
                     .into(),
             })?;
         Ok(Self {
-            display: display.to_string(),
             reader: open_text(path, packing, progress)?,
             line: 0,
             decode: Arc::new(Decode {
@@ -157,10 +155,8 @@ impl BatchSource for JsonLines<'_> {
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        match self.next_chunk()? {
-            Some(chunk) => self.decode.decode(chunk).map(Some),
-            None => Ok(None),
-        }
+        let chunk = self.next_chunk()?;
+        chunk.map(|c| self.decode.decode(c)).transpose()
     }
 
     fn chunk_decoder(&self) -> Option<Arc<dyn DecodeChunk>> {
@@ -174,7 +170,7 @@ impl BatchSource for JsonLines<'_> {
             let n = self
                 .reader
                 .read_until(b'\n', &mut text)
-                .map_err(|e| read_error(&self.display, self.line + 1, e))?;
+                .map_err(|e| read_error(&self.decode.display, self.line + 1, e))?;
             if n == 0 {
                 break;
             }
@@ -184,7 +180,7 @@ impl BatchSource for JsonLines<'_> {
                 Some(b'{') => lines.push((self.line, text.len())),
                 // Not an object: the whole file's inference says so, with the line.
                 Some(_) => {
-                    let error = not_an_object(&self.display, self.line);
+                    let error = not_an_object(&self.decode.display, self.line);
                     return Err(self.decode.unforeseen(error));
                 }
             }

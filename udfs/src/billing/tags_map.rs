@@ -33,8 +33,9 @@ impl Default for TagsMap {
     }
 }
 
-/// The map type `tags_map` returns (that of the stores' tag maps).
-fn map_type() -> DataType {
+/// The map type `tags_map` returns, and that of the stores' tag and other key/value
+/// columns: text keys and values.
+pub fn map_type() -> DataType {
     let entries = Field::new(
         "entries",
         DataType::Struct(
