@@ -60,12 +60,15 @@ pub fn query_csv(store: &Path, sql: &str) -> String {
 /// Runs a query in `dialect` (bigquery, athena, datafusion) on a store and returns its
 /// CSV output.
 pub fn query_csv_in(store: &Path, dialect: &str, sql: &str) -> String {
-    stdout_of(
-        billq()
-            .args(["query", "--dialect", dialect, "--format", "csv", "--data"])
-            .arg(store)
-            .arg(sql),
-    )
+    stdout_of(csv_query(billq(), store, dialect).arg(sql))
+}
+
+/// `cmd` made `billq query --dialect DIALECT --format csv --data STORE`, for more
+/// options and the SQL to follow.
+pub fn csv_query(mut cmd: Command, store: &Path, dialect: &str) -> Command {
+    cmd.args(["query", "--dialect", dialect, "--format", "csv", "--data"])
+        .arg(store);
+    cmd
 }
 
 /// Runs a command that must succeed; returns its standard output.

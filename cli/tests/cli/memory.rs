@@ -6,16 +6,7 @@ const GROUPED: &str = "SELECT usage_start_time, sku.id AS sku, project.id AS pro
      FROM gcp_billing_export GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3";
 
 fn query(store: &std::path::Path, limit: Option<&str>, sql: &str) -> String {
-    let mut cmd = billq();
-    cmd.args([
-        "query",
-        "--dialect",
-        "datafusion",
-        "--format",
-        "csv",
-        "--data",
-    ])
-    .arg(store);
+    let mut cmd = csv_query(billq(), store, "datafusion");
     if let Some(limit) = limit {
         cmd.args(["--memory-limit", limit]);
     }
@@ -26,21 +17,20 @@ fn query(store: &std::path::Path, limit: Option<&str>, sql: &str) -> String {
 fn a_sort_past_the_memory_limit_spills_and_answers_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("export");
-    let run = billq()
-        .args([
-            "gen",
-            "--provider",
-            "gcp",
-            "--rows",
-            "60000",
-            "--months",
-            "1",
-            "--out",
-        ])
-        .arg(&export)
-        .output()
-        .unwrap();
-    assert!(run.status.success());
+    stdout_of(
+        billq()
+            .args([
+                "gen",
+                "--provider",
+                "gcp",
+                "--rows",
+                "60000",
+                "--months",
+                "1",
+            ])
+            .arg("--out")
+            .arg(&export),
+    );
     let store = dir.path().join("store");
     convert(&store, &[&export]);
 

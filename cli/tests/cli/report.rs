@@ -350,15 +350,10 @@ fn the_config_names_the_store_for_cron() {
         format!("store = {:?}\n", store.path().display().to_string()),
     )
     .unwrap();
-    let run = billq()
-        .current_dir(dir.path())
-        .args(["report", "monthly", "--month", "2023-10", "--out", "out"])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    stdout_of(
+        billq()
+            .current_dir(dir.path())
+            .args(["report", "monthly", "--month", "2023-10", "--out", "out"]),
     );
     assert!(
         read(&dir.path().join("out"), "invoice_totals.csv")

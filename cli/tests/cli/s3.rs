@@ -205,22 +205,11 @@ fn cur_and_dbr_convert_from_a_bucket_and_a_redelivery_replaces() {
         log.contains(" line_item_unblended_cost=0.20360028382,"),
         "{log}"
     );
-    let out = s3
-        .billq()
-        .args([
-            "query",
-            "--dialect",
-            "datafusion",
-            "--format",
-            "csv",
-            "--data",
-        ])
-        .arg(store.path())
-        .arg("SELECT COUNT(*) AS n, SUM(line_item_unblended_cost) AS c FROM aws_cur")
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        stdout_of(
+            csv_query(s3.billq(), store.path(), "datafusion")
+                .arg("SELECT COUNT(*) AS n, SUM(line_item_unblended_cost) AS c FROM aws_cur")
+        ),
         "n,c\n5,0.203600283820000000000000\n"
     );
     let verify = s3
