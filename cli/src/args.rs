@@ -96,6 +96,11 @@ pub enum Command {
         /// The folder to write into.
         #[arg(long)]
         out: PathBuf,
+        /// `export`: each provider's own export (GCP NDJSON.gz, legacy CUR CSV.gz, Azure
+        /// CSV); `parquet`: a BigQuery Parquet extract (GCP) or a CUR 2.0 Parquet
+        /// export (AWS), of the same rows.
+        #[arg(long, value_enum, default_value_t = GenFormat::Export)]
+        format: GenFormat,
     },
     /// Reports for cron and CI: CSV, JSON, Markdown and HTML files.
     Report {
@@ -116,6 +121,22 @@ pub enum GenProvider {
     Gcp,
     Aws,
     Azure,
+}
+
+/// The files `billq gen` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenFormat {
+    Export,
+    Parquet,
+}
+
+impl From<GenFormat> for billq_gen::Format {
+    fn from(format: GenFormat) -> Self {
+        match format {
+            GenFormat::Export => billq_gen::Format::Export,
+            GenFormat::Parquet => billq_gen::Format::Parquet,
+        }
+    }
 }
 
 /// The reports billq writes.

@@ -11,10 +11,24 @@
 //!   `resourceTags/user:*` columns.
 //! - Azure: an EA actual-cost export, `costs/<yyyymmdd-yyyymmdd>/costs_<id>.csv`
 //!   (BOM, CRLF, US dates, tags without braces).
+//!
+//! With [`Format::Parquet`], the same rows (the same seed gives the same bill) are
+//! written as the providers' Parquet deliveries: the GCP export as `bq extract
+//! --destination_format PARQUET` writes it (doubles for money, UTC timestamps, repeated
+//! records as lists), and AWS's as a CUR 2.0 (Data Exports) export,
+//! `cur2/data/BILLING_PERIOD=<yyyy-mm>/cur2-00001.snappy.parquet` with its manifest
+//! under `cur2/metadata/`, `snake_case` columns, doubles, and `product` and
+//! `resource_tags` maps.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 
 /// What can go wrong writing an export.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +141,16 @@ pub struct Options {
     /// Months of usage, from January 2024.
     pub months: u32,
     pub seed: u64,
+    pub format: Format,
+}
+
+/// The files to write the rows as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Each provider's own export: GCP NDJSON.gz, legacy CUR CSV.gz, Azure CSV.
+    Export,
+    /// Parquet: a BigQuery extract of the GCP export, a CUR 2.0 export of AWS's.
+    Parquet,
 }
 
 /// `YYYYMM` of the month `m` months after January 2024.
@@ -164,12 +188,15 @@ pub fn gcp(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
     let mut written = 0u64;
     for m in 0..options.months {
         let (year, mon) = month(m);
-        let path = out.join(format!("gcp_billing_export_{year}{mon:02}.jsonl.gz"));
+        let path = out.join(match options.format {
+            Format::Export => format!("gcp_billing_export_{year}{mon:02}.jsonl.gz"),
+            Format::Parquet => format!("gcp_billing_export_{year}{mon:02}-000000000000.parquet"),
+        });
         let io = |source| Error::Io {
             path: path.clone(),
             source,
         };
-        let mut w = gz(&path)?;
+        let mut w = create(&path, options.format, gcp_parquet_schema)?;
         let rows = per_month.min(options.rows - written);
         let hours = u64::from(days_in(year, mon)) * 24;
         // Taxes and corrections take two rows an account at the month's end.
@@ -250,6 +277,84 @@ pub fn gcp(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The schema of a BigQuery Parquet extract of the standard usage cost export (the
+/// fields the generator writes).
+fn gcp_parquet_schema() -> SchemaRef {
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    let double = |name: &str| Field::new(name, DataType::Float64, true);
+    let time = |name: &str| {
+        Field::new(
+            name,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        )
+    };
+    let record = |name: &str, fields: Vec<Field>| {
+        Field::new(name, DataType::Struct(Fields::from(fields)), true)
+    };
+    let repeated = |name: &str, fields: Vec<Field>| {
+        Field::new(
+            name,
+            DataType::List(Arc::new(Field::new(
+                "element",
+                DataType::Struct(Fields::from(fields)),
+                true,
+            ))),
+            true,
+        )
+    };
+    let key_values = |name: &str| repeated(name, vec![text("key"), text("value")]);
+    let id_description = |name: &str| record(name, vec![text("id"), text("description")]);
+    Arc::new(Schema::new(vec![
+        text("billing_account_id"),
+        id_description("service"),
+        id_description("sku"),
+        time("usage_start_time"),
+        time("usage_end_time"),
+        record(
+            "project",
+            vec![
+                text("id"),
+                text("number"),
+                text("name"),
+                key_values("labels"),
+            ],
+        ),
+        key_values("labels"),
+        key_values("system_labels"),
+        record(
+            "location",
+            vec![text("location"), text("country"), text("region")],
+        ),
+        time("export_time"),
+        double("cost"),
+        text("currency"),
+        double("currency_conversion_rate"),
+        record(
+            "usage",
+            vec![
+                double("amount"),
+                text("unit"),
+                double("amount_in_pricing_units"),
+                text("pricing_unit"),
+            ],
+        ),
+        repeated(
+            "credits",
+            vec![
+                text("name"),
+                double("amount"),
+                text("full_name"),
+                text("id"),
+                text("type"),
+            ],
+        ),
+        record("invoice", vec![text("month")]),
+        text("cost_type"),
+        double("cost_at_list"),
+    ]))
+}
+
 /// Checks the options and makes the output folder.
 fn check(options: &Options, out: &Path) -> Result<()> {
     if options.months == 0 || options.rows == 0 {
@@ -265,8 +370,35 @@ fn check(options: &Options, out: &Path) -> Result<()> {
 
 type Gz = BufWriter<flate2::write::GzEncoder<File>>;
 
-/// A buffered gzip writer to a new file (its parent folders made).
-fn gz(path: &Path) -> Result<Gz> {
+/// Rows per Parquet row group: the writer holds one group's pages in memory.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// A file being written: text as it is (gzip), or JSON objects, one a line, decoded by
+/// a schema and written as Parquet.
+trait Rows: Write {
+    /// Writes what is buffered and closes the file.
+    fn close(self: Box<Self>) -> std::io::Result<()>;
+}
+
+impl Rows for Gz {
+    fn close(self: Box<Self>) -> std::io::Result<()> {
+        self.into_inner().map_err(|e| e.into_error())?.finish()?;
+        Ok(())
+    }
+}
+
+impl Rows for BufWriter<ParquetRows> {
+    fn close(self: Box<Self>) -> std::io::Result<()> {
+        self.into_inner().map_err(|e| e.into_error())?.finish()
+    }
+}
+
+/// A new file (its parent folders made); `schema` is the Parquet file's.
+fn create(
+    path: &Path,
+    format: Format,
+    schema: impl FnOnce() -> SchemaRef,
+) -> Result<Box<dyn Rows>> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -275,22 +407,78 @@ fn gz(path: &Path) -> Result<Gz> {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     let file = File::create(path).map_err(io)?;
-    Ok(BufWriter::new(flate2::write::GzEncoder::new(
-        file,
-        flate2::Compression::fast(),
-    )))
+    Ok(match format {
+        Format::Export => Box::new(BufWriter::new(flate2::write::GzEncoder::new(
+            file,
+            flate2::Compression::fast(),
+        ))),
+        Format::Parquet => Box::new(BufWriter::new(
+            ParquetRows::new(file, schema()).map_err(io)?,
+        )),
+    })
 }
 
-fn finish(w: Gz, path: &Path) -> Result<()> {
-    let io = |source| Error::Io {
+fn finish(w: Box<dyn Rows>, path: &Path) -> Result<()> {
+    w.close().map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
-    };
-    w.into_inner()
-        .map_err(|e| io(e.into_error()))?
-        .finish()
-        .map_err(io)?;
-    Ok(())
+    })
+}
+
+/// JSON objects in, Parquet row groups out (snappy, as BigQuery and AWS write them).
+struct ParquetRows {
+    decoder: arrow::json::reader::Decoder,
+    writer: ArrowWriter<File>,
+}
+
+impl ParquetRows {
+    fn new(file: File, schema: SchemaRef) -> std::io::Result<Self> {
+        let decoder = arrow::json::ReaderBuilder::new(schema.clone())
+            .with_batch_size(ROW_GROUP_ROWS)
+            .with_strict_mode(true)
+            .build_decoder()
+            .map_err(std::io::Error::other)?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let writer =
+            ArrowWriter::try_new(file, schema, Some(properties)).map_err(std::io::Error::other)?;
+        Ok(Self { decoder, writer })
+    }
+
+    /// Writes the rows decoded so far.
+    fn write_batch(&mut self) -> std::io::Result<()> {
+        if let Some(batch) = self.decoder.flush().map_err(std::io::Error::other)? {
+            self.writer.write(&batch).map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        self.write_batch()?;
+        self.writer.close().map_err(std::io::Error::other)?;
+        Ok(())
+    }
+}
+
+impl Write for ParquetRows {
+    /// Decodes `buf`; the decoder stops short of its end when its batch is full.
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let used = self.decoder.decode(rest).map_err(std::io::Error::other)?;
+            rest = &rest[used..];
+            if !rest.is_empty() {
+                self.write_batch()?;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The rows of each month: (month index, rows), `rows` spread over `months`.
@@ -354,31 +542,176 @@ const AWS_PRODUCTS: [(&str, &str, &str); 8] = [
     ),
 ];
 
-const CUR_COLUMNS: [&str; 23] = [
-    "identity/LineItemId",
-    "identity/TimeInterval",
-    "bill/BillingEntity",
-    "bill/PayerAccountId",
-    "bill/BillingPeriodStartDate",
-    "bill/BillingPeriodEndDate",
-    "lineItem/UsageAccountId",
-    "lineItem/LineItemType",
-    "lineItem/UsageStartDate",
-    "lineItem/UsageEndDate",
-    "lineItem/ProductCode",
-    "lineItem/UsageType",
-    "lineItem/UsageAmount",
-    "lineItem/CurrencyCode",
-    "lineItem/UnblendedRate",
-    "lineItem/UnblendedCost",
-    "lineItem/BlendedCost",
-    "lineItem/LineItemDescription",
-    "product/ProductName",
-    "pricing/publicOnDemandCost",
-    "resourceTags/user:Name",
-    "resourceTags/user:team",
-    "resourceTags/user:env",
+/// Where CUR 2.0 puts a legacy CUR column.
+#[derive(Clone, Copy)]
+enum Cur2 {
+    Text(&'static str),
+    Double(&'static str),
+    Time(&'static str),
+    /// An entry of a map column: (map, key).
+    Entry(&'static str, &'static str),
+}
+
+/// The report's columns: legacy name, and CUR 2.0's.
+const CUR_COLUMNS: [(&str, Cur2); 23] = [
+    ("identity/LineItemId", Cur2::Text("identity_line_item_id")),
+    (
+        "identity/TimeInterval",
+        Cur2::Text("identity_time_interval"),
+    ),
+    ("bill/BillingEntity", Cur2::Text("bill_billing_entity")),
+    ("bill/PayerAccountId", Cur2::Text("bill_payer_account_id")),
+    (
+        "bill/BillingPeriodStartDate",
+        Cur2::Time("bill_billing_period_start_date"),
+    ),
+    (
+        "bill/BillingPeriodEndDate",
+        Cur2::Time("bill_billing_period_end_date"),
+    ),
+    (
+        "lineItem/UsageAccountId",
+        Cur2::Text("line_item_usage_account_id"),
+    ),
+    (
+        "lineItem/LineItemType",
+        Cur2::Text("line_item_line_item_type"),
+    ),
+    (
+        "lineItem/UsageStartDate",
+        Cur2::Time("line_item_usage_start_date"),
+    ),
+    (
+        "lineItem/UsageEndDate",
+        Cur2::Time("line_item_usage_end_date"),
+    ),
+    ("lineItem/ProductCode", Cur2::Text("line_item_product_code")),
+    ("lineItem/UsageType", Cur2::Text("line_item_usage_type")),
+    (
+        "lineItem/UsageAmount",
+        Cur2::Double("line_item_usage_amount"),
+    ),
+    (
+        "lineItem/CurrencyCode",
+        Cur2::Text("line_item_currency_code"),
+    ),
+    (
+        "lineItem/UnblendedRate",
+        Cur2::Double("line_item_unblended_rate"),
+    ),
+    (
+        "lineItem/UnblendedCost",
+        Cur2::Double("line_item_unblended_cost"),
+    ),
+    (
+        "lineItem/BlendedCost",
+        Cur2::Double("line_item_blended_cost"),
+    ),
+    (
+        "lineItem/LineItemDescription",
+        Cur2::Text("line_item_line_item_description"),
+    ),
+    (
+        "product/ProductName",
+        Cur2::Entry("product", "product_name"),
+    ),
+    (
+        "pricing/publicOnDemandCost",
+        Cur2::Double("pricing_public_on_demand_cost"),
+    ),
+    (
+        "resourceTags/user:Name",
+        Cur2::Entry("resource_tags", "user_name"),
+    ),
+    (
+        "resourceTags/user:team",
+        Cur2::Entry("resource_tags", "user_team"),
+    ),
+    (
+        "resourceTags/user:env",
+        Cur2::Entry("resource_tags", "user_env"),
+    ),
 ];
+
+/// CUR 2.0's columns: (name, Data Exports' type), maps where their first entry is.
+fn cur2_columns() -> Vec<(&'static str, &'static str)> {
+    let mut columns: Vec<(&str, &str)> = Vec::new();
+    for (_, c) in CUR_COLUMNS {
+        let column = match c {
+            Cur2::Text(name) => (name, "string"),
+            Cur2::Double(name) => (name, "double"),
+            Cur2::Time(name) => (name, "timestamp"),
+            Cur2::Entry(map, _) => (map, "map<string,string>"),
+        };
+        if !columns.contains(&column) {
+            columns.push(column);
+        }
+    }
+    columns
+}
+
+/// The Arrow schema of a CUR 2.0 Parquet file.
+fn cur2_schema() -> SchemaRef {
+    let fields: Vec<Field> = cur2_columns()
+        .into_iter()
+        .map(|(name, kind)| {
+            let t = match kind {
+                "double" => DataType::Float64,
+                "timestamp" => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                "string" => DataType::Utf8,
+                _ => {
+                    let entries = Fields::from(vec![
+                        Field::new("key", DataType::Utf8, false),
+                        Field::new("value", DataType::Utf8, true),
+                    ]);
+                    DataType::Map(
+                        Arc::new(Field::new("key_value", DataType::Struct(entries), false)),
+                        false,
+                    )
+                }
+            };
+            Field::new(name, t, true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Writes a CUR row: a CSV line of the legacy report, or a CUR 2.0 JSON object for
+/// its Parquet file (empty values as nulls, entries in their maps).
+fn cur_row(w: &mut impl Write, format: Format, values: &[&str]) -> std::io::Result<()> {
+    if format == Format::Export {
+        return writeln!(w, "{}", values.join(","));
+    }
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    let mut maps: Vec<(&str, Vec<String>)> = Vec::new();
+    for ((_, column), value) in CUR_COLUMNS.iter().zip(values) {
+        let quoted = || serde_json::Value::from(*value).to_string();
+        match *column {
+            Cur2::Entry(map, key) => {
+                if !maps.iter().any(|(m, _)| *m == map) {
+                    maps.push((map, Vec::new()));
+                }
+                if !value.is_empty()
+                    && let Some((_, entries)) = maps.iter_mut().find(|(m, _)| *m == map)
+                {
+                    entries.push(format!("\"{key}\":{}", quoted()));
+                }
+            }
+            _ if value.is_empty() => {}
+            Cur2::Double(name) => fields.push((name, value.to_string())),
+            Cur2::Text(name) | Cur2::Time(name) => fields.push((name, quoted())),
+        }
+    }
+    let members: Vec<String> = fields
+        .into_iter()
+        .map(|(name, value)| format!("\"{name}\":{value}"))
+        .chain(
+            maps.into_iter()
+                .map(|(map, entries)| format!("\"{map}\":{{{}}}", entries.join(","))),
+        )
+        .collect();
+    writeln!(w, "{{{}}}", members.join(","))
+}
 
 /// A tag value, or none one time in three.
 fn tag(rng: &mut Rng, values: &[&str]) -> String {
@@ -389,7 +722,8 @@ fn tag(rng: &mut Rng, values: &[&str]) -> String {
     }
 }
 
-/// Writes a legacy AWS Cost and Usage Report (with manifests) into `out`.
+/// Writes AWS's Cost and Usage Report into `out`: a legacy CUR (CSV.gz, with
+/// manifests) or, as Parquet, a CUR 2.0 export.
 pub fn aws(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
     check(options, out)?;
     let mut rng = Rng(options.seed);
@@ -400,16 +734,33 @@ pub fn aws(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
     for (m, rows) in months(options) {
         let (year, mon) = month(m);
         let (ny, nm) = month(m + 1);
-        let period = format!("{year}{mon:02}01-{ny}{nm:02}01");
-        let assembly = format!("{:016x}-{m:04x}", rng.next());
-        let key = format!("cur/{period}/{assembly}/cur-1.csv.gz");
+        let delivery = format!("{:016x}-{m:04x}", rng.next());
+        let (key, manifest) = match options.format {
+            Format::Export => {
+                let period = format!("{year}{mon:02}01-{ny}{nm:02}01");
+                (
+                    format!("cur/{period}/{delivery}/cur-1.csv.gz"),
+                    format!("cur/{period}/cur-Manifest.json"),
+                )
+            }
+            Format::Parquet => {
+                let period = format!("BILLING_PERIOD={year}-{mon:02}");
+                (
+                    format!("cur2/data/{period}/cur2-00001.snappy.parquet"),
+                    format!("cur2/metadata/{period}/cur2-Manifest.json"),
+                )
+            }
+        };
         let path = out.join(&key);
         let io = |source| Error::Io {
             path: path.clone(),
             source,
         };
-        let mut w = gz(&path)?;
-        writeln!(w, "{}", CUR_COLUMNS.join(",")).map_err(io)?;
+        let mut w = create(&path, options.format, cur2_schema)?;
+        if options.format == Format::Export {
+            let header: Vec<&str> = CUR_COLUMNS.iter().map(|(name, _)| *name).collect();
+            writeln!(w, "{}", header.join(",")).map_err(io)?;
+        }
         let start = format!("{year}-{mon:02}-01T00:00:00Z");
         let end = format!("{ny}-{nm:02}-01T00:00:00Z");
         let hours = u64::from(days_in(year, mon)) * 24;
@@ -428,11 +779,36 @@ pub fn aws(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
             let team = tag(&mut rng, &["web", "data", "platform", "ml"]);
             let env = tag(&mut rng, &["prod", "dev", "staging"]);
             let at = format!("{uy}-{um:02}-{ud:02}T{h:02}");
-            writeln!(
-                w,
-                "{m}-{i},{at}:00:00Z/{at}:59:59Z,AWS,{payer},{start},{end},{},Usage,{at}:00:00Z,{at}:59:59Z,{code},{usage_type},{amount:.10},USD,{rate:.10},{cost:.10},{cost:.10},{product} usage,{product},{:.10},{name},{team},{env}",
-                accounts[i as usize % accounts.len()],
-                cost * 1.1,
+            let (from, to) = (format!("{at}:00:00Z"), format!("{at}:59:59Z"));
+            let cost = format!("{cost:.10}");
+            cur_row(
+                &mut w,
+                options.format,
+                &[
+                    &format!("{m}-{i}"),
+                    &format!("{from}/{to}"),
+                    "AWS",
+                    payer,
+                    &start,
+                    &end,
+                    accounts[i as usize % accounts.len()],
+                    "Usage",
+                    &from,
+                    &to,
+                    code,
+                    usage_type,
+                    &format!("{amount:.10}"),
+                    "USD",
+                    &format!("{rate:.10}"),
+                    &cost,
+                    &cost,
+                    &format!("{product} usage"),
+                    product,
+                    &format!("{:.10}", amount * rate * 1.1),
+                    &name,
+                    &team,
+                    &env,
+                ],
             )
             .map_err(io)?;
         }
@@ -441,31 +817,75 @@ pub fn aws(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
             .enumerate()
             .take(special as usize)
         {
-            writeln!(
-                w,
-                "{m}-x{k},{start}/{end},AWS,{payer},{start},{end},{payer},{kind},{start},{end},AWS,{kind},,USD,,{value:.10},{value:.10},{kind},AWS,,,,",
+            let value = format!("{value:.10}");
+            cur_row(
+                &mut w,
+                options.format,
+                &[
+                    &format!("{m}-x{k}"),
+                    &format!("{start}/{end}"),
+                    "AWS",
+                    payer,
+                    &start,
+                    &end,
+                    payer,
+                    kind,
+                    &start,
+                    &end,
+                    "AWS",
+                    kind,
+                    "",
+                    "USD",
+                    "",
+                    &value,
+                    &value,
+                    kind,
+                    "AWS",
+                    "",
+                    "",
+                    "",
+                    "",
+                ],
             )
             .map_err(io)?;
         }
         finish(w, &path)?;
         files.push(path);
-        let manifest = out.join(format!("cur/{period}/cur-Manifest.json"));
-        let columns: Vec<String> = CUR_COLUMNS
-            .iter()
-            .map(|c| {
-                let (category, name) = c.split_once('/').unwrap_or(("", c));
-                format!(r#"{{"category":"{category}","name":"{name}"}}"#)
-            })
-            .collect();
-        let text = format!(
-            r#"{{"assemblyId":"{assembly}","account":"{payer}","columns":[{}],"charset":"UTF-8","compression":"GZIP","contentType":"text/csv","reportName":"cur","billingPeriod":{{"start":"{year}{mon:02}01T000000.000Z","end":"{ny}{nm:02}01T000000.000Z"}},"bucket":"billing","reportKeys":["reports/{key}"]}}"#,
-            columns.join(",")
-        );
-        std::fs::write(&manifest, text).map_err(|source| Error::Io {
-            path: manifest.clone(),
+        let manifest_path = out.join(manifest);
+        let text = match options.format {
+            Format::Export => {
+                let columns: Vec<String> = CUR_COLUMNS
+                    .iter()
+                    .map(|(c, _)| {
+                        let (category, name) = c.split_once('/').unwrap_or(("", c));
+                        format!(r#"{{"category":"{category}","name":"{name}"}}"#)
+                    })
+                    .collect();
+                format!(
+                    r#"{{"assemblyId":"{delivery}","account":"{payer}","columns":[{}],"charset":"UTF-8","compression":"GZIP","contentType":"text/csv","reportName":"cur","billingPeriod":{{"start":"{year}{mon:02}01T000000.000Z","end":"{ny}{nm:02}01T000000.000Z"}},"bucket":"billing","reportKeys":["reports/{key}"]}}"#,
+                    columns.join(",")
+                )
+            }
+            Format::Parquet => {
+                let columns: Vec<String> = cur2_columns()
+                    .iter()
+                    .map(|(name, kind)| format!(r#"{{"name":"{name}","type":"{kind}"}}"#))
+                    .collect();
+                format!(
+                    r#"{{"version":"1.0","exportArn":"arn:aws:bcm-data-exports:us-east-1:{payer}:export/cur2","exportName":"cur2","executionId":"{delivery}","billingPeriod":{{"start":"{start}","end":"{end}"}},"columns":[{}],"dataFiles":["s3://billing/{key}"]}}"#,
+                    columns.join(",")
+                )
+            }
+        };
+        let io = |source| Error::Io {
+            path: manifest_path.clone(),
             source,
-        })?;
-        files.push(manifest);
+        };
+        if let Some(dir) = manifest_path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        std::fs::write(&manifest_path, text).map_err(io)?;
+        files.push(manifest_path);
     }
     Ok(files)
 }
@@ -488,6 +908,11 @@ const AZURE_HEADER: &str = "\u{feff}BillingAccountId,BillingAccountName,BillingP
 
 /// Writes Azure EA actual-cost exports (one CSV a month) into `out`.
 pub fn azure(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
+    if options.format == Format::Parquet {
+        return Err(Error::Invalid(
+            "Azure exports are generated as CSV only (--format export)".into(),
+        ));
+    }
     check(options, out)?;
     let mut rng = Rng(options.seed);
     let (meters, resources) = (Zipf::new(AZURE_METERS.len()), Zipf::new(300));

@@ -55,8 +55,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             months,
             seed,
             out,
+            format,
         } => {
-            let options = billq_gen::Options { rows, months, seed };
+            let options = billq_gen::Options {
+                rows,
+                months,
+                seed,
+                format: format.into(),
+            };
             let written = match provider {
                 GenProvider::Gcp => billq_gen::gcp(&options, &out),
                 GenProvider::Aws => billq_gen::aws(&options, &out),

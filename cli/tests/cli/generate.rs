@@ -10,12 +10,37 @@ fn generate(out: &Path, rows: &str, months: &str, seed: &str) {
 }
 
 fn generate_for(provider: &str, out: &Path, rows: &str, months: &str, seed: &str) {
+    generate_as(provider, "export", out, rows, months, seed);
+}
+
+fn generate_as(provider: &str, format: &str, out: &Path, rows: &str, months: &str, seed: &str) {
     stdout_of(
         billq()
-            .args(["gen", "--provider", provider, "--rows", rows])
+            .args([
+                "gen",
+                "--provider",
+                provider,
+                "--format",
+                format,
+                "--rows",
+                rows,
+            ])
             .args(["--months", months, "--seed", seed, "--out"])
             .arg(out),
     );
+}
+
+/// Generates `provider`'s export and its Parquet delivery from one seed, converts each
+/// into its own store (no manifest warning, verified) and returns both stores.
+fn both_formats(provider: &str) -> [tempfile::TempDir; 2] {
+    ["export", "parquet"].map(|format| {
+        let (out, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        generate_as(provider, format, out.path(), "3000", "2", "11");
+        let log = convert(store.path(), &[out.path()]);
+        assert!(!log.contains("warning"), "{log}");
+        assert_verified(store.path());
+        store
+    })
 }
 
 #[test]
@@ -102,4 +127,60 @@ fn aws_and_azure_exports_come_in_their_delivery_layouts() {
         ),
         "m,n,refunds,tagged\n2024-01,1000,2,1000\n2024-02,1000,2,1000\n"
     );
+}
+
+#[test]
+fn parquet_deliveries_carry_the_same_bill_as_the_exports() {
+    // GCP: a BigQuery Parquet extract (doubles, lists of records) of the NDJSON rows.
+    let [json, parquet] = both_formats("gcp");
+    let gcp = "SELECT invoice.month AS m, COUNT(*) AS n, SUM(cost) AS cost, \
+               SUM((SELECT SUM(c.amount) FROM UNNEST(credits) c)) AS credits, \
+               SUM(ARRAY_LENGTH(labels)) AS labels, MIN(usage_start_time) AS first \
+               FROM gcp_billing_export GROUP BY 1 ORDER BY 1";
+    let totals = query_csv_in(json.path(), "bigquery", gcp);
+    assert_eq!(totals.lines().count(), 3, "{totals}");
+    assert_eq!(query_csv_in(parquet.path(), "bigquery", gcp), totals);
+
+    // AWS: a CUR 2.0 export (snake_case, doubles, maps, `user_` tag keys) of the
+    // legacy CUR's rows.
+    let [csv, parquet] = both_formats("aws");
+    let aws = |team: &str| {
+        format!(
+            "SELECT to_char(bill_billing_period_start_date, '%Y-%m') AS m, COUNT(*) AS n, \
+             SUM(line_item_unblended_cost) AS cost, SUM(line_item_usage_amount) AS usage, \
+             COUNT(resource_tags['{team}']) AS tagged, \
+             MAX(line_item_usage_start_date) AS last FROM aws_cur GROUP BY 1 ORDER BY 1"
+        )
+    };
+    let totals = query_csv(csv.path(), &aws("user:team"));
+    assert_eq!(totals.lines().count(), 3, "{totals}");
+    assert_eq!(query_csv(parquet.path(), &aws("user_team")), totals);
+    assert_eq!(
+        query_csv(
+            parquet.path(),
+            "SELECT product['product_name'] AS p FROM aws_cur \
+             WHERE line_item_line_item_type = 'Tax' LIMIT 1"
+        ),
+        "p\nAWS\n"
+    );
+}
+
+#[test]
+fn azure_has_no_parquet_delivery_to_generate() {
+    let out = tempfile::tempdir().unwrap();
+    billq()
+        .args([
+            "gen",
+            "--provider",
+            "azure",
+            "--format",
+            "parquet",
+            "--rows",
+            "10",
+            "--out",
+        ])
+        .arg(out.path())
+        .assert()
+        .code(1)
+        .stderr("billq: Azure exports are generated as CSV only (--format export)\n");
 }
