@@ -180,6 +180,98 @@ fn lenient_sets_ragged_rows_aside_counted_and_verifiable() {
     assert_verified(store.path());
 }
 
+/// Rows after the first 5,000, which a conversion surveys before decoding: checked as
+/// they are decoded, with the same messages, warnings and quarantine.
+#[test]
+fn rows_past_the_surveyed_sample_are_checked_as_they_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(testdata(CUR)).unwrap();
+    let (header, row) = {
+        let mut lines = text.lines();
+        (lines.next().unwrap(), lines.next().unwrap())
+    };
+    // Lines 2-6001 good, line 6002 as given, then a good row.
+    let file = |name: &str, line: &str| {
+        let path = dir.path().join(name);
+        let body = format!("{row}\n").repeat(6_000);
+        std::fs::write(&path, format!("{header}\n{body}{line}\n{row}\n")).unwrap();
+        path
+    };
+    let refused = |src: &std::path::Path| {
+        let out = try_convert(&dir.path().join("refused"), &[src]);
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let lots = file(
+        "lots.csv",
+        &row.replace(
+            ",0.0104000000,0.0104000000,Amazon",
+            ",lots,0.0104000000,Amazon",
+        ),
+    );
+    assert_eq!(
+        refused(&lots),
+        format!(
+            "billq: {}:6002: column lineItem/UnblendedCost: \"lots\" is not an amount\n",
+            lots.display()
+        )
+    );
+    let short = file("short.csv", row.rsplitn(3, ',').nth(2).unwrap());
+    assert_eq!(
+        refused(&short),
+        format!(
+            "billq: {}:6002: 20 fields, but the header has 22 (a ragged row, or a header longer than its rows)\n",
+            short.display()
+        )
+    );
+    let lenient = dir.path().join("lenient");
+    let out = billq()
+        .args(["convert", "--lenient"])
+        .arg(&short)
+        .arg("--out")
+        .arg(&lenient)
+        .output()
+        .unwrap();
+    let log = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        log.contains("-> aws_cur (6001 rows, 1 file(s), 1 row(s) set aside in "),
+        "{log}"
+    );
+    assert_verified(&lenient);
+
+    // A quantity that is not a number, and an id a spreadsheet mangled: the file is
+    // read again as the whole file's survey says, with its warnings.
+    let odd = file(
+        "odd.csv",
+        &row.replace(",1.0000000000,USD,", ",n/a,USD,")
+            .replace(",111122223333,", ",1.11122E+11,"),
+    );
+    let store = dir.path().join("odd");
+    let log = convert(&store, &[&odd]);
+    for warning in [
+        format!(
+            "{}:6002: column lineItem/UsageAmount holds \"n/a\", not a number: kept as text",
+            odd.display()
+        ),
+        format!(
+            "{}:6002: bill/PayerAccountId is \"1.11122E+11\", an id a spreadsheet turned into a number: kept as text",
+            odd.display()
+        ),
+    ] {
+        assert!(log.contains(&warning), "{log}");
+    }
+    assert!(log.contains("-> aws_cur (6002 rows, "), "{log}");
+    assert_verified(&store);
+    assert_eq!(
+        query_csv(
+            &store,
+            "SELECT MIN(arrow_typeof(line_item_usage_amount)) AS t, SUM(line_item_unblended_cost) AS cost, \
+             COUNT(*) FILTER (WHERE line_item_usage_amount = 'n/a') AS odd FROM aws_cur"
+        ),
+        "t,cost,odd\nUtf8View,62.420800000000000000000000,1\n"
+    );
+}
+
 /// Writes a CUR delivery as AWS lays it out: the period's manifest naming the
 /// assembly, the data under the assembly's folder, and the manifest's copy there.
 fn deliver(root: &std::path::Path, assembly: &str, csv: &str) {

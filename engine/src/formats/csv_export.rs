@@ -1,17 +1,23 @@
 //! The providers' CSV exports (AWS's CUR and DBR, Azure's cost exports), read by one
 //! reader: each provider only says what its headers mean, as a [`Role`] per column.
 //!
-//! A first pass checks that every row has as many fields as the header (a ragged row
-//! is refused with its line number, or set aside with `--lenient`) and that the typed
-//! columns hold what their names promise: numbers become exact `Decimal128(38, 24)`
-//! (14 integer digits, 24 decimals: the synthetic CUR samples print doubles with 21),
-//! dates UTC timestamps, JSON objects maps of text. A number or date column holding
-//! something else is kept as text, with a warning; a money column holding something
-//! that is not an amount is refused with its line and column.
+//! A survey of the first [`SAMPLE`] rows checks that the typed columns hold what their
+//! names promise: numbers become exact `Decimal128(38, 24)` (14 integer digits, 24
+//! decimals: the synthetic CUR samples print doubles with 21), dates UTC timestamps,
+//! JSON objects maps of text. A number or date column holding something else is kept
+//! as text, with a warning; a money column holding something that is not an amount is
+//! refused with its line and column. Every row must have as many fields as the header:
+//! a ragged row is refused with its line number, or set aside with `--lenient`.
+//!
+//! The rest of the file is checked as it is decoded, on every core, in the same pass.
+//! A value the sample did not foresee makes the decoder survey the whole file, which
+//! either names the bad line as above or returns [`Error::SchemaWidened`] (a column
+//! kept as text, a warning to give), and the file is read again from the whole
+//! survey ([`super::Inference::Whole`]).
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -21,7 +27,8 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use super::{
-    BATCH_SIZE, BatchSource, Chunk, DecodeChunk, ExportKind, Packing, Rejected, open_text,
+    BATCH_SIZE, BatchSource, Chunk, DecodeChunk, ExportKind, Inference, Packing, Rejected, SAMPLE,
+    open_text,
 };
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -182,7 +189,7 @@ enum Column {
     TotalRow(usize),
 }
 
-/// Facts about a file from the first pass.
+/// Facts about a file (or its first rows) from a survey.
 struct Survey {
     kind: ExportKind,
     header: Vec<String>,
@@ -190,6 +197,11 @@ struct Survey {
     warnings: Vec<String>,
     /// Ragged rows set aside in lenient mode.
     rejected: Vec<(u64, Vec<String>)>,
+    /// The last line surveyed, if the survey stopped at its sample; `None` if it read
+    /// the whole file.
+    sampled_to: Option<u64>,
+    /// Whether a warning was given for each column.
+    warned: Vec<bool>,
 }
 
 /// A reader of a provider's CSV export: records are parsed in order, and a
@@ -200,6 +212,9 @@ pub struct CsvExport<'p> {
     build: Arc<Build>,
     records: csv::StringRecordsIntoIter<Box<dyn std::io::BufRead + Send + 'p>>,
     width: usize,
+    lenient: bool,
+    /// Ragged rows up to this line were set aside by the survey.
+    surveyed_to: u64,
     warnings: Vec<String>,
     rejected: Rejected,
     renamed: Vec<(String, String)>,
@@ -234,22 +249,40 @@ fn csv_error(display: &str, e: csv::Error) -> Error {
     }
 }
 
+/// Whether a column's name says it holds ids.
+fn is_id(header: &str) -> bool {
+    header.ends_with("Id") || header.ends_with("_id") || header.ends_with("ID")
+}
+
 /// `3.57E+11` in an id column: a spreadsheet turned the id into a number.
 fn looks_spreadsheet_mangled(header: &str, value: &str) -> bool {
-    let id = header.ends_with("Id") || header.ends_with("_id") || header.ends_with("ID");
-    id && value.contains(['E', 'e'])
+    is_id(header)
+        && value.contains(['E', 'e'])
         && value
             .replace(['E', 'e', '+', '.'], "")
             .bytes()
             .all(|b| b.is_ascii_digit())
 }
 
+/// A row with a different number of fields than the header.
+fn ragged(display: &str, line: u64, fields: usize, header: usize) -> Error {
+    Error::BadRow {
+        path: display.to_string(),
+        line,
+        message: format!(
+            "{fields} fields, but the header has {header} (a ragged row, or a header longer than its rows)"
+        ),
+    }
+}
+
+/// Surveys the file's rows, the first `limit` of them if given.
 fn survey(
     path: &Path,
     display: &str,
     packing: Packing,
     lenient: bool,
     rules: &[Rules],
+    limit: Option<usize>,
 ) -> Result<Survey> {
     let mut reader = csv_reader(open_text(path, packing, None)?);
     let header: Vec<String> = reader
@@ -269,23 +302,20 @@ fn survey(
     let mut warnings = Vec::new();
     let mut rejected = Vec::new();
     let mut rows = 0u64;
-    for record in reader.records() {
+    let mut sampled_to = None;
+    for (n, record) in reader.records().enumerate() {
         let record = record.map_err(|e| csv_error(display, e))?;
         let line = line_of(record.position());
+        if limit.is_some_and(|limit| n == limit) {
+            sampled_to = Some(line - 1);
+            break;
+        }
         if record.len() != header.len() && lenient {
             rejected.push((line, record.iter().map(str::to_string).collect()));
             continue;
         }
         if record.len() != header.len() {
-            return Err(Error::BadRow {
-                path: display.to_string(),
-                line,
-                message: format!(
-                    "{} fields, but the header has {} (a ragged row, or a header longer than its rows)",
-                    record.len(),
-                    header.len()
-                ),
-            });
+            return Err(ragged(display, line, record.len(), header.len()));
         }
         rows += 1;
         for (i, value) in record.iter().enumerate() {
@@ -347,12 +377,14 @@ fn survey(
         roles,
         warnings,
         rejected,
+        sampled_to,
+        warned,
     })
 }
 
 impl<'p> CsvExport<'p> {
-    /// Surveys the file with the first of `rules` that knows its header, then opens it
-    /// for reading.
+    /// Surveys the file (its first rows, or all of them) with the first of `rules`
+    /// that knows its header, then opens it for reading.
     pub fn open(
         path: &Path,
         display: &str,
@@ -360,8 +392,10 @@ impl<'p> CsvExport<'p> {
         progress: Option<&'p dyn Progress>,
         lenient: bool,
         rules: &[Rules],
+        inference: Inference,
     ) -> Result<Self> {
-        let survey = survey(path, display, packing, lenient, rules)?;
+        let limit = (inference == Inference::Sample).then_some(SAMPLE);
+        let survey = survey(path, display, packing, lenient, rules, limit)?;
         let (fields, columns) = plan(&survey.roles);
         let renamed = columns
             .iter()
@@ -379,6 +413,17 @@ impl<'p> CsvExport<'p> {
             })
             .collect();
         let reader = csv_reader(open_text(path, packing, progress)?);
+        // Id columns the sample found no spreadsheet-mangled value in: watched.
+        let watched = match survey.sampled_to {
+            Some(_) => (0..survey.header.len())
+                .filter(|i| {
+                    matches!(survey.roles[*i], Role::Text(_))
+                        && is_id(&survey.header[*i])
+                        && !survey.warned[*i]
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(Self {
             display: display.to_string(),
             kind: survey.kind,
@@ -386,9 +431,23 @@ impl<'p> CsvExport<'p> {
                 schema: Arc::new(Schema::new(fields)),
                 columns,
                 null: null_text(survey.kind),
+                header: survey.header.clone(),
+                watched,
+                recheck: Recheck {
+                    path: path.to_path_buf(),
+                    display: display.to_string(),
+                    packing,
+                    lenient,
+                    rules: rules.to_vec(),
+                    sample: survey
+                        .sampled_to
+                        .map(|_| (survey.roles.clone(), survey.warnings.clone())),
+                },
             }),
             records: reader.into_records(),
             width: survey.header.len(),
+            lenient,
+            surveyed_to: survey.sampled_to.unwrap_or(u64::MAX),
             warnings: survey.warnings,
             rejected: Rejected {
                 header: survey.header,
@@ -457,6 +516,52 @@ struct Build {
     columns: Vec<Column>,
     /// The text that means NULL, if the export has one.
     null: Option<&'static str>,
+    header: Vec<String>,
+    /// Id columns to watch for spreadsheet-mangled values the sample did not show.
+    watched: Vec<usize>,
+    recheck: Recheck,
+}
+
+/// What a decoding thread needs to explain a value the survey did not foresee.
+struct Recheck {
+    path: PathBuf,
+    display: String,
+    packing: Packing,
+    lenient: bool,
+    rules: Vec<Rules>,
+    /// The sample's roles and warnings; `None` if the whole file was surveyed.
+    sample: Option<(Vec<Role>, Vec<String>)>,
+}
+
+impl Recheck {
+    /// The error for a value the survey did not foresee: the whole file's survey names
+    /// the bad line, or finds the sample too narrow.
+    fn unforeseen(&self) -> Error {
+        let changed = Error::BadFile {
+            path: self.display.clone(),
+            message: "changed while it was read".into(),
+        };
+        let Some((roles, warnings)) = &self.sample else {
+            return changed;
+        };
+        let whole = survey(
+            &self.path,
+            &self.display,
+            self.packing,
+            self.lenient,
+            &self.rules,
+            None,
+        );
+        match whole {
+            Err(e) => e,
+            Ok(whole) if whole.roles != *roles || whole.warnings != *warnings => {
+                Error::SchemaWidened {
+                    path: self.display.clone(),
+                }
+            }
+            Ok(_) => changed,
+        }
+    }
 }
 
 impl DecodeChunk for Build {
@@ -469,7 +574,38 @@ impl DecodeChunk for Build {
 }
 
 impl Build {
+    /// Whether a field holds a value (not empty, not the export's NULL text).
+    fn present<'r>(&self, value: &'r str) -> Option<&'r str> {
+        Some(value).filter(|v| !v.is_empty() && Some(*v) != self.null)
+    }
+
+    /// A typed column's values, `parse`d; a present value that does not parse is one
+    /// the survey did not foresee.
+    fn parsed<T>(
+        &self,
+        records: &[csv::StringRecord],
+        i: usize,
+        parse: impl Fn(&str) -> Option<T>,
+        mut append: impl FnMut(Option<T>),
+    ) -> Result<()> {
+        for r in records {
+            match self.present(&r[i]) {
+                None => append(None),
+                Some(v) => append(Some(parse(v).ok_or_else(|| self.recheck.unforeseen())?)),
+            }
+        }
+        Ok(())
+    }
+
     fn build(&self, records: &[csv::StringRecord]) -> Result<RecordBatch> {
+        for &i in &self.watched {
+            if records
+                .iter()
+                .any(|r| looks_spreadsheet_mangled(&self.header[i], &r[i]))
+            {
+                return Err(self.recheck.unforeseen());
+            }
+        }
         let arrays = self
             .columns
             .iter()
@@ -477,25 +613,19 @@ impl Build {
                 Ok(match c {
                     Column::Text(i) => {
                         let mut b = StringBuilder::new();
-                        records.iter().for_each(|r| {
-                            b.append_option(
-                                Some(&r[*i]).filter(|v| !v.is_empty() && Some(*v) != self.null),
-                            )
-                        });
+                        records
+                            .iter()
+                            .for_each(|r| b.append_option(self.present(&r[*i])));
                         Arc::new(b.finish())
                     }
                     Column::Decimal(i) => {
                         let mut b = Decimal128Builder::new().with_precision_and_scale(38, SCALE)?;
-                        records
-                            .iter()
-                            .for_each(|r| b.append_option(parse_decimal(&r[*i])));
+                        self.parsed(records, *i, parse_decimal, |v| b.append_option(v))?;
                         Arc::new(b.finish())
                     }
                     Column::Timestamp(i) => {
                         let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-                        records
-                            .iter()
-                            .for_each(|r| b.append_option(parse_timestamp(&r[*i])));
+                        self.parsed(records, *i, parse_timestamp, |v| b.append_option(v))?;
                         Arc::new(b.finish())
                     }
                     Column::TotalRow(i) => {
@@ -506,11 +636,13 @@ impl Build {
                         Arc::new(b.finish())
                     }
                     Column::JsonMap(i) => {
+                        let mut entries = Vec::with_capacity(records.len());
+                        let parse = |v: &str| json_entries(v).ok();
+                        self.parsed(records, *i, parse, |v| entries.push(v.unwrap_or_default()))?;
                         let mut b =
                             MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
-                        for r in records {
-                            // Checked in the survey: every value parses.
-                            for (key, value) in json_entries(&r[*i]).unwrap_or_default() {
+                        for row in entries {
+                            for (key, value) in row {
                                 b.keys().append_value(key);
                                 b.values().append_value(value);
                             }
@@ -581,19 +713,14 @@ impl BatchSource for CsvExport<'_> {
                 break;
             };
             let record = record.map_err(|e| csv_error(&self.display, e))?;
-            let set_aside = |r: &csv::StringRecord| {
-                self.rejected
-                    .rows
-                    .iter()
-                    .any(|(line, _)| *line == line_of(r.position()))
-            };
+            let line = line_of(record.position());
             if record.len() == self.width {
                 records.push(record);
-            } else if !set_aside(&record) {
-                return Err(Error::BadFile {
-                    path: self.display.clone(),
-                    message: "changed while it was read".into(),
-                });
+            } else if !self.lenient {
+                return Err(ragged(&self.display, line, record.len(), self.width));
+            } else if line > self.surveyed_to {
+                let fields = record.iter().map(str::to_string).collect();
+                self.rejected.rows.push((line, fields));
             }
         }
         Ok((!records.is_empty()).then_some(Chunk::Records(records)))

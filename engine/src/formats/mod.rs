@@ -291,8 +291,11 @@ pub fn sniff(path: &Path, display: &str) -> Result<Sniffed> {
     Ok(Sniffed { encoding, packing })
 }
 
-/// How much of a self-describing file (newline-delimited JSON) its schema is
-/// inferred from.
+/// Rows a sampled inference reads before the file is decoded.
+pub const SAMPLE: usize = 5_000;
+
+/// How much of a file its schema is inferred from (newline-delimited JSON), or its
+/// columns' types surveyed (CSV).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inference {
     /// The first lines: one pass over the file. A later line that the sample did not
@@ -356,6 +359,7 @@ fn open<'p>(
             progress,
             lenient,
             &[aws::roles, azure::roles, focus::roles],
+            inference,
         )?)),
         Encoding::Avro => Ok(Box::new(extract::Extract::avro(
             path,

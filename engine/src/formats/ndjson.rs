@@ -2,7 +2,7 @@
 //! as objects, repeated fields as arrays, absent keys for NULL or empty.
 //!
 //! The file's own fields (so unknown ones are kept) are inferred from its first
-//! [`SAMPLE_LINES`] lines, then the whole file is decoded in one pass with arrow-json in
+//! [`SAMPLE`] lines, then the whole file is decoded in one pass with arrow-json in
 //! strict mode. A line the sample did not foresee (a new field, a new type, malformed
 //! JSON) stops the read: the whole file is then inferred, which either names the bad
 //! line or returns [`Error::SchemaWidened`] so the caller reads again with the wider
@@ -19,14 +19,11 @@ use arrow::json::reader::{Decoder, ReaderBuilder, infer_json_schema_from_iterato
 use serde_json::Value;
 
 use super::{
-    BATCH_SIZE, BatchSource, Chunk, DecodeChunk, ExportKind, Inference, Packing, gcp, open_text,
-    read_error, schema_for,
+    BATCH_SIZE, BatchSource, Chunk, DecodeChunk, ExportKind, Inference, Packing, SAMPLE, gcp,
+    open_text, read_error, schema_for,
 };
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-
-/// Lines a sampled read infers the schema from.
-const SAMPLE_LINES: u64 = 5_000;
 
 /// A reader of one newline-delimited JSON export file: lines are cut into chunks in
 /// order, and a [`Decode`] turns each chunk into a batch, on any thread.
@@ -57,7 +54,7 @@ impl<'p> JsonLines<'p> {
         inference: Inference,
     ) -> Result<Self> {
         let limit = match inference {
-            Inference::Sample => Some(SAMPLE_LINES),
+            Inference::Sample => Some(SAMPLE as u64),
             Inference::Whole => None,
         };
         let (inferred, whole) = infer(path, display, packing, limit)?;
