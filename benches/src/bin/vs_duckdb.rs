@@ -232,11 +232,19 @@ async fn main() {
         rows,
         months: 3,
         seed: 1,
+        format: billq_gen::Format::Export,
     };
     let gcp = dir.path().join("gcp");
     let aws = dir.path().join("aws");
     billq_gen::gcp(&options, &gcp).expect("generated GCP export");
     billq_gen::aws(&options, &aws).expect("generated AWS export");
+    let as_parquet = billq_gen::Options {
+        format: billq_gen::Format::Parquet,
+        ..options
+    };
+    let (gcp_parquet, aws_parquet) = (dir.path().join("gcp-pq"), dir.path().join("aws-pq"));
+    billq_gen::gcp(&as_parquet, &gcp_parquet).expect("generated GCP extract");
+    billq_gen::aws(&as_parquet, &aws_parquet).expect("generated CUR 2.0 export");
 
     // 1. Conversion, a fresh store (and a fresh process) each run.
     println!(
@@ -256,6 +264,19 @@ async fn main() {
             "AWS CUR CSV.gz",
             &aws,
             format!("read_csv('{}/cur/*/*/*.csv.gz')", aws.display()),
+        ),
+        (
+            "GCP Parquet extract",
+            &gcp_parquet,
+            format!("read_parquet('{}/*.parquet')", gcp_parquet.display()),
+        ),
+        (
+            "AWS CUR 2.0 Parquet",
+            &aws_parquet,
+            format!(
+                "read_parquet('{}/cur2/data/*/*.parquet')",
+                aws_parquet.display()
+            ),
         ),
     ];
     for (name, export, reader) in &inputs {
