@@ -46,6 +46,9 @@ pub fn all_scalar() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(bigquery::divide::BqDivide::new(false))),
         Arc::new(ScalarUDF::from(bigquery::divide::BqDivide::new(true))),
         Arc::new(ScalarUDF::from(
+            bigquery::format_timestamp::BqFormatTimestamp::new(),
+        )),
+        Arc::new(ScalarUDF::from(
             bigquery::to_json_string::ToJsonString::new(),
         )),
     ]

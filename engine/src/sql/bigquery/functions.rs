@@ -4,13 +4,14 @@
 //! | BigQuery | planned as |
 //! |---|---|
 //! | `IFNULL(a, b)`, `IF(c, a, b)` | `coalesce(a, b)`, `CASE WHEN c THEN a ELSE b END` |
+//! | `COUNTIF(c)` | `count(CASE WHEN c THEN 1 END)` |
 //! | `a / b`, `SAFE_DIVIDE(a, b)` | `bq_divide(a, b)`, `bq_safe_divide(a, b)` (FLOAT64 for integers) |
 //! | `CAST(x AS INT64)` | `bq_cast_int64(x)` (rounds half away from zero) |
 //! | `NUMERIC`, `BIGNUMERIC`, `FLOAT64`, `STRING`, `BYTES`, `BOOL` | `DECIMAL(38, 9)`, `DECIMAL(76, 38)`, `DOUBLE`, `VARCHAR`, `BYTEA`, `BOOLEAN` |
 //! | `SAFE_CAST` | `TRY_CAST` |
 //! | `DATE(ts [, tz])`, `DATE(y, m, d)` | the date of `ts` in `tz` (UTC by default), `make_date` |
 //! | `TIMESTAMP_TRUNC(ts, part [, tz])`, `DATE_TRUNC(d, part)` | `date_trunc` in `tz`; weeks start on Sunday |
-//! | `FORMAT_TIMESTAMP(f, ts [, tz])`, `FORMAT_DATE(f, d)`, `PARSE_DATE(f, s)` | `to_char`, `to_date` |
+//! | `FORMAT_TIMESTAMP(f, ts [, tz])`, `FORMAT_DATE(f, d)`, `PARSE_DATE(f, s)` | `bq_format_timestamp` (`to_char` but for numeric formats), `to_date` |
 //! | `TIMESTAMP_ADD/SUB`, `DATE_ADD/SUB` with `INTERVAL n unit` | `+`, `-` an interval |
 //! | `ARRAY_LENGTH`, `SPLIT`, `REGEXP_CONTAINS`, `REGEXP_EXTRACT`, `MOD` | `cardinality`, `string_to_array`, `regexp_like`, `regexp_match(...)[1]`, `%` |
 //! | `"text"`, `r'raw'` string literals | `'text'`, `'raw'` |
@@ -162,6 +163,7 @@ fn function(name: &str, args: &[Expr]) -> Result<Option<Expr>> {
     Ok(match (name, args.len()) {
         ("IFNULL", 2) => t("coalesce(A, B)", &["A", "B"]),
         ("IF", 3) => t("CASE WHEN C THEN A ELSE B END", &["C", "A", "B"]),
+        ("COUNTIF", 1) => t("count(CASE WHEN C THEN 1 END)", &["C"]),
         ("SAFE_DIVIDE", 2) => t("bq_safe_divide(A, B)", &["A", "B"]),
         ("ARRAY_LENGTH", 1) => t("cardinality(A)", &["A"]),
         ("SPLIT", 1) => t("string_to_array(A, ',')", &["A"]),
@@ -191,9 +193,12 @@ fn function(name: &str, args: &[Expr]) -> Result<Option<Expr>> {
         )),
         ("FORMAT_TIMESTAMP", 2 | 3) => {
             let zoned = in_zone(arg(1), args.get(2))?;
-            Some(template("to_char(T, F)", &[("T", &zoned), ("F", arg(0))]))
+            Some(template(
+                "bq_format_timestamp(F, T)",
+                &[("F", arg(0)), ("T", &zoned)],
+            ))
         }
-        ("FORMAT_DATE", 2) => t("to_char(D, F)", &["F", "D"]),
+        ("FORMAT_DATE", 2) => t("bq_format_timestamp(F, D)", &["F", "D"]),
         ("PARSE_DATE", 2) => t("to_date(S, F)", &["F", "S"]),
         _ => None,
     })

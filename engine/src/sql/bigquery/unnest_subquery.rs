@@ -9,8 +9,12 @@
 //! | `(SELECT COUNT(*) FROM UNNEST(a) x ...)` | `coalesce(cardinality(...), 0)` |
 //! | `MIN`, `MAX`, `AVG`, `STRING_AGG`, `ARRAY_AGG`, `LOGICAL_OR`, `LOGICAL_AND` | `array_min`, `array_max`, `array_avg`, `array_to_string`, `array_transform`, `array_any_match` |
 //! | `(SELECT e FROM UNNEST(a) x WHERE w)` (no aggregate) | the first match: `array_element(array_transform(...), 1)` |
-//! | `v [NOT] IN (SELECT e FROM UNNEST(a) ...)`, `v [NOT] IN UNNEST(a)` | `[NOT] coalesce(array_has(...), false)` |
-//! | `EXISTS (SELECT ... FROM UNNEST(a) x WHERE w)` | `coalesce(cardinality(array_filter(a, x -> w)) > 0, false)` |
+//! | `v [NOT] IN (SELECT e FROM UNNEST(a) ...)`, `v [NOT] IN UNNEST(a)` | `array_has(...) IS [NOT] TRUE` |
+//! | `[NOT] EXISTS (SELECT ... FROM UNNEST(a) x WHERE w)` | `array_any_match(a, x -> w) IS [NOT] TRUE` (no list is built) |
+//! | `[NOT] EXISTS (SELECT ... FROM UNNEST(a))` | `(cardinality(a) > 0) IS [NOT] TRUE` |
+//!
+//! Truth tests are `IS [NOT] TRUE`, not `[NOT] coalesce(x, false)`: the optimizer
+//! splits `NOT coalesce(x, false)` into `x IS NULL OR NOT x`, which computes `x` twice.
 //!
 //! `SUM(c.amount)` over `credits` becomes `credits_total`'s kin `bq_array_sum`, which
 //! keeps BigQuery's result type (DataFusion's `array_sum` turns NUMERIC into FLOAT64).
@@ -33,9 +37,23 @@ pub fn rewrite(statement: &mut Statement) -> Result<()> {
 /// element bound to a lambda parameter.
 struct OverUnnest {
     param: String,
-    /// The array, filtered by the subquery's WHERE.
     array: Expr,
+    /// The subquery's WHERE.
+    filter: Option<Expr>,
     item: Expr,
+}
+
+impl OverUnnest {
+    /// The elements the subquery selects from: the array, filtered by the WHERE.
+    fn selected(&self) -> Expr {
+        match &self.filter {
+            None => self.array.clone(),
+            Some(w) => template(
+                &format!("array_filter(A, {} -> W)", self.param),
+                &[("A", &self.array), ("W", w)],
+            ),
+        }
+    }
 }
 
 fn convert(e: &Expr, counter: &mut usize) -> Result<Option<Expr>> {
@@ -47,7 +65,7 @@ fn convert(e: &Expr, counter: &mut usize) -> Result<Option<Expr>> {
             negated,
         } => match over_unnest(subquery, counter)? {
             Some(u) => {
-                let values = transform(&u.array, &u.param, &u.item);
+                let values = transform(&u.selected(), &u.param, &u.item);
                 Some(membership(&values, expr, *negated))
             }
             None => None,
@@ -59,12 +77,14 @@ fn convert(e: &Expr, counter: &mut usize) -> Result<Option<Expr>> {
         } => Some(membership(array_expr, expr, *negated)),
         Expr::Exists { subquery, negated } => match over_unnest(subquery, counter)? {
             Some(u) => {
-                let e = template("coalesce(cardinality(A) > 0, false)", &[("A", &u.array)]);
-                Some(if *negated {
-                    template("NOT E", &[("E", &e)])
-                } else {
-                    e
-                })
+                let any = match &u.filter {
+                    None => template("(cardinality(A) > 0)", &[("A", &u.array)]),
+                    Some(w) => template(
+                        &format!("array_any_match(A, {} -> W)", u.param),
+                        &[("A", &u.array), ("W", w)],
+                    ),
+                };
+                Some(is_true(any, *negated))
             }
             None => None,
         },
@@ -73,14 +93,16 @@ fn convert(e: &Expr, counter: &mut usize) -> Result<Option<Expr>> {
 }
 
 fn membership(values: &Expr, value: &Expr, negated: bool) -> Expr {
-    let has = template(
-        "coalesce(array_has(A, V), false)",
-        &[("A", values), ("V", value)],
-    );
+    let has = template("array_has(A, V)", &[("A", values), ("V", value)]);
+    is_true(has, negated)
+}
+
+/// `e IS TRUE`, or `e IS NOT TRUE`: NULL is false, in one evaluation of `e`.
+fn is_true(e: Expr, negated: bool) -> Expr {
     if negated {
-        template("NOT E", &[("E", &has)])
+        Expr::IsNotTrue(Box::new(e))
     } else {
-        has
+        Expr::IsTrue(Box::new(e))
     }
 }
 
@@ -94,7 +116,8 @@ fn transform(array: &Expr, param: &str, item: &Expr) -> Expr {
 }
 
 fn scalar(u: OverUnnest) -> Expr {
-    let OverUnnest { param, array, item } = u;
+    let array = u.selected();
+    let OverUnnest { param, item, .. } = u;
     let aggregate = match &item {
         Expr::Function(f) if f.over.is_none() => function_name(f).zip(function_args(f)),
         _ => None,
@@ -186,25 +209,29 @@ fn over_unnest(q: &Query, counter: &mut usize) -> Result<Option<OverUnnest>> {
     {
         return refuse("GROUP BY, HAVING or DISTINCT");
     }
-    let item = match select.projection.as_slice() {
-        [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e.clone(),
-        _ => return refuse("a select list other than one expression"),
-    };
     *counter += 1;
     let param = format!("__e{counter}");
     let alias = alias.as_ref().map(|a| a.name.value.as_str());
-    let mut item = item;
-    bind_element(&mut item, alias, &param);
-    let mut array = array_exprs[0].clone();
-    if let Some(filter) = &select.selection {
-        let mut filter = filter.clone();
+    // `SELECT *` of an UNNEST is its element.
+    let item = match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => {
+            let mut e = e.clone();
+            bind_element(&mut e, alias, &param);
+            e
+        }
+        [SelectItem::Wildcard(_)] => Expr::Identifier(param.as_str().into()),
+        _ => return refuse("a select list other than one expression"),
+    };
+    let filter = select.selection.clone().map(|mut filter| {
         bind_element(&mut filter, alias, &param);
-        array = template(
-            &format!("array_filter(A, {param} -> W)"),
-            &[("A", &array), ("W", &filter)],
-        );
-    }
-    Ok(Some(OverUnnest { param, array, item }))
+        filter
+    });
+    Ok(Some(OverUnnest {
+        param,
+        array: array_exprs[0].clone(),
+        filter,
+        item,
+    }))
 }
 
 #[cfg(test)]
@@ -230,7 +257,7 @@ mod tests {
             ),
             (
                 "SELECT 1 FROM t WHERE 'color' NOT IN (SELECT key FROM UNNEST(tags))",
-                "SELECT 1 FROM t WHERE NOT coalesce(array_has(array_transform(tags, __e1 -> __e1['key']), 'color'), false)",
+                "SELECT 1 FROM t WHERE array_has(array_transform(tags, __e1 -> __e1['key']), 'color') IS NOT TRUE",
             ),
             (
                 "SELECT (SELECT l.value FROM UNNEST(labels) AS l WHERE l.key = 'env') FROM t",
@@ -238,7 +265,11 @@ mod tests {
             ),
             (
                 "SELECT 1 FROM t WHERE EXISTS (SELECT 1 FROM UNNEST(labels) l WHERE l.key = 'env')",
-                "SELECT 1 FROM t WHERE coalesce(cardinality(array_filter(labels, __e1 -> __e1['key'] = 'env')) > 0, false)",
+                "SELECT 1 FROM t WHERE array_any_match(labels, __e1 -> __e1['key'] = 'env') IS TRUE",
+            ),
+            (
+                "SELECT NOT EXISTS (SELECT * FROM UNNEST(credits)) FROM t",
+                "SELECT (cardinality(credits) > 0) IS NOT TRUE FROM t",
             ),
             (
                 "SELECT (SELECT COUNT(*) FROM UNNEST(credits)) FROM t",
@@ -246,7 +277,7 @@ mod tests {
             ),
             (
                 "SELECT 'a' IN UNNEST(xs) FROM t",
-                "SELECT coalesce(array_has(xs, 'a'), false) FROM t",
+                "SELECT array_has(xs, 'a') IS TRUE FROM t",
             ),
         ];
         for (input, expected) in cases {
