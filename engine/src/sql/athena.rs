@@ -3,7 +3,7 @@
 //!
 //! | Athena | planned as |
 //! |---|---|
-//! | `date_format(ts, '%Y-%m-%d %H:%i:%s')` (MySQL specifiers) | `to_char(ts, '%Y-%m-%d %H:%M:%S')` |
+//! | `date_format(ts, '%Y-%m-%d %H:%i:%s')` (MySQL specifiers) | `bq_format_timestamp('%Y-%m-%d %H:%M:%S', ts)` (strftime's; `to_char` but for numeric formats) |
 //! | `element_at(map_or_array, k)` | `map_or_array[k]` |
 //! | `resource_tags['user_name']`, `element_at(m, 'k')` (a text key) | `tag(m, 'k')`, which also finds a legacy CUR's `user:Name` |
 //! | `year(x)`, `month(x)`, `day(x)`, `hour(x)`, `quarter(x)` | `date_part('year', x)`, ... |
@@ -115,7 +115,10 @@ fn convert(e: &Expr) -> Result<Option<Expr>> {
                 unsupported("a date_format pattern that is not a literal", &args[1])
             })?;
             Some(template(
-                &format!("to_char(A, {})", string_literal(&chrono_format(format))),
+                &format!(
+                    "bq_format_timestamp({}, A)",
+                    string_literal(&chrono_format(format))
+                ),
                 &[("A", &args[0])],
             ))
         }
@@ -171,11 +174,11 @@ mod tests {
         let cases = [
             (
                 "SELECT date_format(line_item_usage_start_date, '%Y-%m') FROM aws_cur",
-                "SELECT to_char(line_item_usage_start_date, '%Y-%m') FROM aws_cur",
+                "SELECT bq_format_timestamp('%Y-%m', line_item_usage_start_date) FROM aws_cur",
             ),
             (
                 "SELECT date_format(t, '%H:%i:%s') FROM x",
-                "SELECT to_char(t, '%H:%M:%S') FROM x",
+                "SELECT bq_format_timestamp('%H:%M:%S', t) FROM x",
             ),
             (
                 "SELECT element_at(resource_tags, 'user:Name'), product['region'] FROM x",

@@ -1,4 +1,5 @@
-//! `bq_format_timestamp(format, x)`: BigQuery's `FORMAT_TIMESTAMP` and `FORMAT_DATE`.
+//! `bq_format_timestamp(format, x)`: BigQuery's `FORMAT_TIMESTAMP` and `FORMAT_DATE`
+//! (and Athena's `date_format`, its MySQL specifiers translated to these).
 //!
 //! The formats billing queries use (`'%Y%m'`, `'%Y-%m-%d'`, `'%F %T'`: numeric parts
 //! and literal text) are written digit by digit from the UTC value, without a
