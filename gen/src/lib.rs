@@ -633,18 +633,43 @@ const CUR_COLUMNS: [(&str, Cur2); 23] = [
     ),
 ];
 
-/// CUR 2.0's columns: (name, Data Exports' type), maps where their first entry is.
-fn cur2_columns() -> Vec<(&'static str, &'static str)> {
-    let mut columns: Vec<(&str, &str)> = Vec::new();
-    for (_, c) in CUR_COLUMNS {
-        let column = match c {
+impl Cur2 {
+    /// The CUR 2.0 column this is (in), and Data Exports' name for its type.
+    fn column(self) -> (&'static str, &'static str) {
+        match self {
             Cur2::Text(name) => (name, "string"),
             Cur2::Double(name) => (name, "double"),
             Cur2::Time(name) => (name, "timestamp"),
             Cur2::Entry(map, _) => (map, "map<string,string>"),
-        };
-        if !columns.contains(&column) {
-            columns.push(column);
+        }
+    }
+
+    /// The Arrow type of its column.
+    fn data_type(self) -> DataType {
+        match self {
+            Cur2::Text(_) => DataType::Utf8,
+            Cur2::Double(_) => DataType::Float64,
+            Cur2::Time(_) => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            Cur2::Entry(..) => {
+                let entries = Fields::from(vec![
+                    Field::new("key", DataType::Utf8, false),
+                    Field::new("value", DataType::Utf8, true),
+                ]);
+                DataType::Map(
+                    Arc::new(Field::new("key_value", DataType::Struct(entries), false)),
+                    false,
+                )
+            }
+        }
+    }
+}
+
+/// CUR 2.0's columns, each once (a map where its first entry is).
+fn cur2_columns() -> Vec<Cur2> {
+    let mut columns: Vec<Cur2> = Vec::new();
+    for (_, c) in CUR_COLUMNS {
+        if !columns.iter().any(|seen| seen.column() == c.column()) {
+            columns.push(c);
         }
     }
     columns
@@ -654,24 +679,7 @@ fn cur2_columns() -> Vec<(&'static str, &'static str)> {
 fn cur2_schema() -> SchemaRef {
     let fields: Vec<Field> = cur2_columns()
         .into_iter()
-        .map(|(name, kind)| {
-            let t = match kind {
-                "double" => DataType::Float64,
-                "timestamp" => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                "string" => DataType::Utf8,
-                _ => {
-                    let entries = Fields::from(vec![
-                        Field::new("key", DataType::Utf8, false),
-                        Field::new("value", DataType::Utf8, true),
-                    ]);
-                    DataType::Map(
-                        Arc::new(Field::new("key_value", DataType::Struct(entries), false)),
-                        false,
-                    )
-                }
-            };
-            Field::new(name, t, true)
-        })
+        .map(|c| Field::new(c.column().0, c.data_type(), true))
         .collect();
     Arc::new(Schema::new(fields))
 }
@@ -868,8 +876,11 @@ pub fn aws(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
             }
             Format::Parquet => {
                 let columns: Vec<String> = cur2_columns()
-                    .iter()
-                    .map(|(name, kind)| format!(r#"{{"name":"{name}","type":"{kind}"}}"#))
+                    .into_iter()
+                    .map(|c| {
+                        let (name, kind) = c.column();
+                        format!(r#"{{"name":"{name}","type":"{kind}"}}"#)
+                    })
                     .collect();
                 format!(
                     r#"{{"version":"1.0","exportArn":"arn:aws:bcm-data-exports:us-east-1:{payer}:export/cur2","exportName":"cur2","executionId":"{delivery}","billingPeriod":{{"start":"{start}","end":"{end}"}},"columns":[{}],"dataFiles":["s3://billing/{key}"]}}"#,

@@ -259,9 +259,8 @@ fn looks_spreadsheet_mangled(header: &str, value: &str) -> bool {
     is_id(header)
         && value.contains(['E', 'e'])
         && value
-            .replace(['E', 'e', '+', '.'], "")
             .bytes()
-            .all(|b| b.is_ascii_digit())
+            .all(|b| b.is_ascii_digit() || matches!(b, b'E' | b'e' | b'+' | b'.'))
 }
 
 /// A row with a different number of fields than the header.

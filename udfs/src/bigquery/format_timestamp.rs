@@ -6,12 +6,11 @@
 //! calendar library per row. Any other format, a zoned value or a year outside
 //! 0-9999 is formatted by DataFusion's `to_char`, as before.
 
-use std::fmt::Write;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, AsArray, StringBuilder};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::Result;
 use datafusion::common::utils::take_function_args;
 use datafusion::logical_expr::{
@@ -162,29 +161,23 @@ impl Pattern {
     /// day); `None` if `x` is of another type or a year is outside 0-9999.
     fn write(&self, x: &dyn Array) -> Result<Option<Arc<dyn Array>>> {
         const DAY: i64 = 86_400;
-        let seconds: Vec<Option<i64>> = match x.data_type() {
-            DataType::Timestamp(_, zone) if zone.as_deref().is_none_or(is_utc) => {
-                let micros = cast(x, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
-                micros
-                    .as_primitive::<TimestampMicrosecondType>()
-                    .iter()
-                    .map(|v| v.map(|v| v.div_euclid(1_000_000)))
-                    .collect()
-            }
-            DataType::Date32 if !self.timed => x
-                .as_primitive::<Date32Type>()
-                .iter()
-                .map(|v| v.map(|d| i64::from(d) * DAY))
-                .collect(),
-            _ => return Ok(None),
+        let fits = match x.data_type() {
+            DataType::Timestamp(_, zone) => zone.as_deref().is_none_or(is_utc),
+            DataType::Date32 => !self.timed,
+            _ => false,
         };
+        if !fits {
+            return Ok(None);
+        }
+        let micros = cast(x, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
         let mut out = StringBuilder::with_capacity(x.len(), x.len() * 8);
         let mut line = String::new();
-        for s in seconds {
-            let Some(s) = s else {
+        for v in micros.as_primitive::<TimestampMicrosecondType>() {
+            let Some(v) = v else {
                 out.append_null();
                 continue;
             };
+            let s = v.div_euclid(1_000_000);
             let (year, month, day) = civil(s.div_euclid(DAY));
             if !(0..=9999).contains(&year) {
                 return Ok(None);
@@ -192,23 +185,21 @@ impl Pattern {
             let time = s.rem_euclid(DAY);
             line.clear();
             for part in &self.parts {
-                let n = match part {
+                let (n, width) = match part {
                     Part::Text(c) => {
                         line.push(*c);
                         continue;
                     }
-                    Part::Year => {
-                        write!(line, "{year:04}").expect("writes to a String");
-                        continue;
-                    }
-                    Part::Month => month,
-                    Part::Day => day,
-                    Part::Hour => time / 3600,
-                    Part::Minute => time / 60 % 60,
-                    Part::Second => time % 60,
+                    Part::Year => (year, 4),
+                    Part::Month => (month, 2),
+                    Part::Day => (day, 2),
+                    Part::Hour => (time / 3600, 2),
+                    Part::Minute => (time / 60 % 60, 2),
+                    Part::Second => (time % 60, 2),
                 };
-                line.push(char::from(b'0' + (n / 10) as u8));
-                line.push(char::from(b'0' + (n % 10) as u8));
+                for p in (0..width).rev() {
+                    line.push(char::from(b'0' + (n / 10i64.pow(p) % 10) as u8));
+                }
             }
             out.append_value(&line);
         }
