@@ -16,7 +16,8 @@
 //!   exact money totals ([`money`]).
 //! - [`verify`] re-reads sources and store and reconciles them with the catalog.
 //! - [`session`] is a DataFusion context with the store's tables and the billing
-//!   functions of `billq-udfs`; [`sql`] holds the BigQuery front end.
+//!   functions of `billq-udfs`; [`sql`] holds the BigQuery front end. Plans read only
+//!   the record fields they use of lists such as `credits` (`nested_reads`).
 
 pub mod catalog;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod focus;
 pub mod formats;
 pub mod money;
+mod nested_reads;
 pub mod progress;
 pub mod rating;
 mod read_ahead;

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::Catalog;
 use crate::convert::{ConvertOptions, convert};
 use crate::error::{Error, Result};
+use crate::nested_reads;
 use crate::sql::bigquery::Columns;
 use crate::sql::{self, Dialect};
 use crate::store;
@@ -134,7 +136,10 @@ impl Session {
     /// Plans `text` in `dialect`; runs nothing yet.
     pub async fn sql(&self, text: &str, dialect: Dialect) -> Result<DataFrame> {
         let statement = match dialect {
-            Dialect::DataFusion => return Ok(self.ctx.sql(text).await?),
+            Dialect::DataFusion => {
+                let plan = self.ctx.state().create_logical_plan(text).await?;
+                return self.execute(plan).await;
+            }
             Dialect::BigQuery => sql::bigquery::rewrite(text, &self.tables)?,
             Dialect::Athena => sql::athena::rewrite(text)?,
         };
@@ -148,6 +153,13 @@ impl Session {
         }
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
         let plan = state.statement_to_plan(statement).await?;
+        self.execute(plan).await
+    }
+
+    /// Runs a planned statement, reading only the record fields it uses of lists
+    /// like `credits`.
+    async fn execute(&self, plan: LogicalPlan) -> Result<DataFrame> {
+        let plan = nested_reads::narrow(plan)?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 

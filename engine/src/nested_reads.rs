@@ -1,0 +1,518 @@
+//! Reading only the record fields a query uses from a repeated record column.
+//!
+//! DataFusion reads one Parquet leaf for `invoice.month`, but every leaf of a list of
+//! records such as `credits` (name, amount, full_name, id, type) even when a query
+//! only sums `amount`. It does read fewer leaves when the scan casts the list to a
+//! narrower element type. [`narrow`] finds, for each list-of-records column of a
+//! stored table, the element fields the whole plan reads, and when that is a proper
+//! subset puts `CAST(CAST(credits AS narrow) AS full)` right above the scan: the
+//! inner cast clips the read, the outer one gives the column back its type (the
+//! unread fields NULL), so nothing above it changes.
+//!
+//! A field counts as read when an element is taken apart by name: `c.amount` after
+//! `UNNEST(credits) c`, `x.amount` in a lambda over the list (`array_transform`,
+//! `array_any_match`, `array_filter`), `credits[1].amount`. Any other use of the
+//! list or of an element (output, `TO_JSON_STRING`, comparison, an operator the
+//! analysis does not follow) reads the whole column, and the plan keeps it whole.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Fields};
+use datafusion::catalog::default_table_source::source_as_provider;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, Result};
+use datafusion::datasource::listing::ListingTable;
+use datafusion::logical_expr::expr::Cast;
+use datafusion::logical_expr::{Expr, LogicalPlan, Projection, TableScan};
+
+/// `plan` with every stored list-of-records column read only for the fields it uses.
+pub fn narrow(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let mut uses = Uses::default();
+    uses.plan(&plan)?;
+    uses.leave(&plan);
+    let narrowed: HashMap<String, BTreeSet<String>> = uses
+        .fields
+        .into_iter()
+        .filter_map(|(column, read)| Some((column, read?)))
+        .filter(|(_, read)| !read.is_empty())
+        .collect();
+    if narrowed.is_empty() {
+        return Ok(plan);
+    }
+    plan.transform_up_with_subqueries(|node| match node {
+        LogicalPlan::TableScan(scan) if stored(&scan) => narrow_scan(scan, &narrowed),
+        node => Ok(Transformed::no(node)),
+    })
+    .map(|t| t.data)
+}
+
+/// Whether a scan reads the store's Parquet files (a view or memory table gains nothing).
+fn stored(scan: &TableScan) -> bool {
+    source_as_provider(&scan.source).is_ok_and(|p| p.is::<ListingTable>())
+}
+
+/// The element fields of a list of records, if `data_type` is one.
+fn record_fields(data_type: &DataType) -> Option<(&Arc<Field>, &Fields)> {
+    match data_type {
+        DataType::List(item) => match item.data_type() {
+            DataType::Struct(fields) => Some((item, fields)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The scan under a projection that clips each narrowed column.
+fn narrow_scan(
+    scan: TableScan,
+    narrowed: &HashMap<String, BTreeSet<String>>,
+) -> Result<Transformed<LogicalPlan>> {
+    let mut clipped = false;
+    let exprs: Vec<Expr> = scan
+        .projected_schema
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            let narrow = narrowed.get(field.name()).and_then(|read| {
+                let (item, fields) = record_fields(field.data_type())?;
+                let kept: Fields = fields
+                    .iter()
+                    .filter(|f| read.contains(f.name()))
+                    .cloned()
+                    .collect();
+                (!kept.is_empty() && kept.len() < fields.len()).then(|| {
+                    DataType::List(Arc::new(Field::new(
+                        item.name(),
+                        DataType::Struct(kept),
+                        item.is_nullable(),
+                    )))
+                })
+            });
+            match narrow {
+                Some(narrow) => {
+                    clipped = true;
+                    let inner = Expr::Cast(Cast::new(Box::new(column), narrow));
+                    Expr::Cast(Cast::new(Box::new(inner), field.data_type().clone()))
+                        .alias_qualified(qualifier.cloned(), field.name())
+                }
+                None => column,
+            }
+        })
+        .collect();
+    let scan = LogicalPlan::TableScan(scan);
+    if !clipped {
+        return Ok(Transformed::no(scan));
+    }
+    Projection::try_new(exprs, Arc::new(scan)).map(|p| Transformed::yes(LogicalPlan::Projection(p)))
+}
+
+/// Whether a name stands for a whole list or for one of its elements.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Level {
+    List,
+    Element,
+}
+
+/// What a plan does with its list-of-records columns, found bottom up.
+#[derive(Default, Debug)]
+struct Uses {
+    /// Column names carrying a scanned list or its elements: name → (scanned column, level).
+    names: HashMap<String, (String, Level)>,
+    /// Scanned column → the element fields read, or `None` once it is used whole.
+    fields: HashMap<String, Option<BTreeSet<String>>>,
+}
+
+/// Lambda parameters bound to the elements of a scanned column.
+type Params = HashMap<String, String>;
+
+impl Uses {
+    fn plan(&mut self, plan: &LogicalPlan) -> Result<()> {
+        for input in plan.inputs() {
+            self.plan(input)?;
+        }
+        self.node(plan);
+        // After the node: a correlated subquery refers to its input's columns.
+        plan.apply_subqueries(|sub| {
+            self.plan(sub)?;
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(())
+    }
+
+    fn node(&mut self, plan: &LogicalPlan) {
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                for field in scan.projected_schema.fields() {
+                    if record_fields(field.data_type()).is_some() {
+                        self.track(field.name(), field.name(), Level::List);
+                        self.fields
+                            .entry(field.name().clone())
+                            .or_insert_with(|| Some(BTreeSet::new()));
+                    }
+                }
+                self.exprs(&scan.filters);
+            }
+            LogicalPlan::Projection(p) => {
+                for (expr, field) in p.expr.iter().zip(p.schema.fields()) {
+                    let mut inner = expr;
+                    while let Expr::Alias(a) = inner {
+                        inner = a.expr.as_ref();
+                    }
+                    match inner {
+                        Expr::Column(c) if self.names.contains_key(&c.name) => {
+                            let (column, level) = self.names[&c.name].clone();
+                            self.track(field.name(), &column, level);
+                        }
+                        e => self.expr(e, &Params::new()),
+                    }
+                }
+            }
+            LogicalPlan::Unnest(u) => {
+                let input = u.input.schema();
+                for (index, list) in &u.list_type_columns {
+                    match self.names.get(input.field(*index).name()).cloned() {
+                        Some((column, Level::List)) if list.depth == 1 => {
+                            self.track(&list.output_column.name, &column, Level::Element)
+                        }
+                        Some((column, _)) => self.whole(&column),
+                        None => {}
+                    }
+                }
+                for index in &u.struct_type_columns {
+                    self.leave_name(input.field(*index).name());
+                }
+            }
+            LogicalPlan::Subquery(s) => self.leave(&s.subquery),
+            LogicalPlan::Filter(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::Join(_)
+            | LogicalPlan::Window(_)
+            | LogicalPlan::Aggregate(_)
+            | LogicalPlan::Repartition(_)
+            | LogicalPlan::EmptyRelation(_)
+            | LogicalPlan::Values(_) => {
+                let mut exprs = Vec::new();
+                let _ = plan.apply_expressions(|e| {
+                    exprs.push(e.clone());
+                    Ok(TreeNodeRecursion::Continue)
+                });
+                self.exprs(&exprs);
+            }
+            // Unions, DISTINCT rows, statements, EXPLAIN, extensions: whatever reaches
+            // them whole is used whole.
+            other => {
+                for input in other.inputs() {
+                    self.leave(input);
+                }
+            }
+        }
+    }
+
+    /// `plan`'s output leaves the analysis: every tracked column in it is used whole.
+    fn leave(&mut self, plan: &LogicalPlan) {
+        for field in plan.schema().fields() {
+            self.leave_name(field.name());
+        }
+    }
+
+    fn leave_name(&mut self, name: &str) {
+        if let Some((column, _)) = self.names.get(name).cloned() {
+            self.whole(&column);
+        }
+    }
+
+    /// Records that `name` carries `column` at `level`; a name carrying two different
+    /// things makes both whole.
+    fn track(&mut self, name: &str, column: &str, level: Level) {
+        let value = (column.to_string(), level);
+        if let Some(old) = self.names.insert(name.to_string(), value.clone())
+            && old != value
+        {
+            self.whole(&old.0);
+            self.whole(column);
+        }
+    }
+
+    fn whole(&mut self, column: &str) {
+        self.fields.insert(column.to_string(), None);
+    }
+
+    fn read(&mut self, column: &str, field: &str) {
+        if let Some(Some(read)) = self.fields.get_mut(column) {
+            read.insert(field.to_string());
+        }
+    }
+
+    fn exprs(&mut self, exprs: &[Expr]) {
+        for e in exprs {
+            self.expr(e, &Params::new());
+        }
+    }
+
+    fn expr(&mut self, expr: &Expr, params: &Params) {
+        match expr {
+            Expr::ScalarFunction(f) if f.name() == "get_field" => {
+                if let Some(column) = self.element(&f.args[0], params) {
+                    match f.args.get(1) {
+                        Some(Expr::Literal(v, _)) if v.try_as_str().flatten().is_some() => {
+                            self.read(&column, v.try_as_str().flatten().unwrap_or_default())
+                        }
+                        _ => self.whole(&column),
+                    }
+                    return;
+                }
+            }
+            // The lambda's body is read for its element fields (a guard with effect:
+            // nothing is recorded when the list is not a tracked one).
+            Expr::HigherOrderFunction(f)
+                if matches!(f.func.name(), "array_transform" | "array_any_match")
+                    && self.lambda_over_list(&f.args, params).is_some() =>
+            {
+                return;
+            }
+            Expr::Column(c) => return self.leave_name(&c.name),
+            Expr::OuterReferenceColumn(_, c) => return self.leave_name(&c.name),
+            Expr::LambdaVariable(v) => {
+                if let Some(column) = params.get(&v.name).cloned() {
+                    self.whole(&column);
+                }
+                return;
+            }
+            Expr::Lambda(l) => {
+                // An unknown function's lambda: its parameters shadow outer ones.
+                let mut inner = params.clone();
+                for p in &l.params {
+                    inner.remove(p);
+                }
+                return self.expr(&l.body, &inner);
+            }
+            _ => {}
+        }
+        let _ = expr.apply_children(|child| {
+            self.expr(child, params);
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+
+    /// `f(list, x -> body)` over a tracked list: reads what `body` reads of `x`;
+    /// returns the list's column.
+    fn lambda_over_list(&mut self, args: &[Expr], params: &Params) -> Option<String> {
+        let [list, Expr::Lambda(lambda)] = args else {
+            return None;
+        };
+        let column = self.list(list, params)?;
+        let mut inner = params.clone();
+        for (i, p) in lambda.params.iter().enumerate() {
+            if i == 0 {
+                inner.insert(p.clone(), column.clone());
+            } else {
+                inner.remove(p);
+            }
+        }
+        self.expr(&lambda.body, &inner);
+        Some(column)
+    }
+
+    /// The column whose list (or a filtered part of it) `expr` is.
+    fn list(&mut self, expr: &Expr, params: &Params) -> Option<String> {
+        match expr {
+            Expr::Column(c) => match self.names.get(&c.name) {
+                Some((column, Level::List)) => Some(column.clone()),
+                _ => None,
+            },
+            Expr::HigherOrderFunction(f) if f.func.name() == "array_filter" => {
+                self.lambda_over_list(&f.args, params)
+            }
+            _ => None,
+        }
+    }
+
+    /// The column one of whose elements `expr` is.
+    fn element(&mut self, expr: &Expr, params: &Params) -> Option<String> {
+        match expr {
+            Expr::Column(c) => match self.names.get(&c.name) {
+                Some((column, Level::Element)) => Some(column.clone()),
+                _ => None,
+            },
+            Expr::LambdaVariable(v) => params.get(&v.name).cloned(),
+            Expr::ScalarFunction(f) if f.name() == "array_element" && f.args.len() == 2 => {
+                let column = self.list(&f.args[0], params)?;
+                self.expr(&f.args[1], params);
+                Some(column)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::physical_plan::displayable;
+
+    use super::*;
+    use crate::{Dialect, Session};
+
+    /// `cud`: six rows; credits -90 and -10 on one, -18.5 on another.
+    async fn session() -> Session {
+        let mut s = Session::new();
+        let cud = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/seed-queries/data/cud_example.jsonl"
+        );
+        s.add_table("cud", cud).await.unwrap();
+        s
+    }
+
+    /// The columns the plan of `sql` narrows, with the fields it keeps of each.
+    async fn narrowed(s: &Session, sql: &str, dialect: Dialect) -> String {
+        let df = s.sql(sql, dialect).await.unwrap();
+        let mut found = Vec::new();
+        df.logical_plan()
+            .apply_with_subqueries(|p| {
+                for e in p.expressions() {
+                    if let Expr::Alias(a) = &e
+                        && let Expr::Cast(outer) = a.expr.as_ref()
+                        && let Expr::Cast(inner) = outer.expr.as_ref()
+                        && let Some((_, fields)) = record_fields(inner.field.data_type())
+                    {
+                        let names: Vec<_> = fields.iter().map(|f| f.name().as_str()).collect();
+                        found.push(format!("{}({})", a.name, names.join(", ")));
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .unwrap();
+        found.join(" ")
+    }
+
+    #[tokio::test]
+    async fn reads_only_the_fields_a_query_takes_apart() {
+        let s = session().await;
+        for (sql, expected) in [
+            (
+                "SELECT c.type, SUM(c.amount) FROM cud, UNNEST(credits) c GROUP BY 1",
+                "credits(amount, type)",
+            ),
+            (
+                "SELECT SUM(cost) + SUM(IFNULL((SELECT SUM(c.amount) FROM UNNEST(credits) c), 0)) FROM cud",
+                "credits(amount)",
+            ),
+            (
+                "SELECT COUNT(*) FROM cud WHERE EXISTS (SELECT 1 FROM UNNEST(credits) c WHERE c.type = 'X')",
+                "credits(type)",
+            ),
+            (
+                "SELECT (SELECT SUM(c.amount) FROM UNNEST(credits) c WHERE c.name LIKE 'Committed%') FROM cud",
+                "credits(name, amount)",
+            ),
+            (
+                "SELECT l.value, c.amount FROM cud, UNNEST(system_labels) l, UNNEST(credits) c",
+                "system_labels(value) credits(amount)",
+            ),
+            ("SELECT credits[SAFE_OFFSET(0)].id FROM cud", "credits(id)"),
+            // Used whole: every field is read.
+            ("SELECT TO_JSON_STRING(credits) FROM cud", ""),
+            ("SELECT c FROM cud, UNNEST(credits) c", ""),
+            ("SELECT * FROM cud", ""),
+            ("SELECT ARRAY_LENGTH(credits) FROM cud", ""),
+            (
+                "SELECT DISTINCT c.amount, credits FROM cud, UNNEST(credits) c",
+                "",
+            ),
+            (
+                "SELECT c.amount FROM cud, UNNEST(credits) c UNION ALL SELECT c.amount FROM cud, UNNEST(credits) c",
+                "credits(amount) credits(amount)",
+            ),
+            (
+                "SELECT x.amount FROM (SELECT credits AS cr FROM cud) t, UNNEST(cr) x",
+                "credits(amount)",
+            ),
+            ("SELECT cr FROM (SELECT credits AS cr FROM cud)", ""),
+            (
+                "SELECT TO_JSON_STRING((SELECT c FROM UNNEST(credits) c WHERE c.amount < -50)) FROM cud",
+                "",
+            ),
+        ] {
+            assert_eq!(
+                narrowed(&s, sql, Dialect::BigQuery).await,
+                expected,
+                "{sql}"
+            );
+        }
+        for (sql, expected) in [
+            ("SELECT credits[1]['id'] FROM cud", "credits(id)"),
+            ("SELECT credits[1] FROM cud", ""),
+        ] {
+            assert_eq!(
+                narrowed(&s, sql, Dialect::DataFusion).await,
+                expected,
+                "{sql}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn narrowed_reads_give_the_same_answers() {
+        let s = session().await;
+        let cases = [
+            (
+                "SELECT c.type, SUM(c.amount) AS a FROM cud, UNNEST(credits) c GROUP BY 1 ORDER BY 1",
+                "COMMITTED_USAGE_DISCOUNT -108.5\nSUSTAINED_USAGE_DISCOUNT -10.0",
+            ),
+            (
+                "SELECT SUM(cost) + SUM(IFNULL((SELECT SUM(c.amount) FROM UNNEST(credits) c), 0)) FROM cud",
+                "286.5",
+            ),
+            (
+                "SELECT c.id, TO_JSON_STRING(credits) FROM cud, UNNEST(credits) c WHERE c.amount = -18.5",
+                r#"Committed Use Discount: RAM [{"name":"Committed Use Discount: RAM","amount":-18.5,"full_name":"","id":"Committed Use Discount: RAM","type":"COMMITTED_USAGE_DISCOUNT"}]"#,
+            ),
+        ];
+        for (sql, expected) in cases {
+            let batches = s
+                .sql(sql, Dialect::BigQuery)
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let options = arrow::util::display::FormatOptions::default();
+            let mut rows = Vec::new();
+            for b in &batches {
+                let formatters: Vec<_> = b
+                    .columns()
+                    .iter()
+                    .map(|c| arrow::util::display::ArrayFormatter::try_new(c, &options).unwrap())
+                    .collect();
+                for r in 0..b.num_rows() {
+                    let cells: Vec<_> = formatters.iter().map(|f| f.value(r).to_string()).collect();
+                    rows.push(cells.join(" "));
+                }
+            }
+            assert_eq!(rows.join("\n"), expected, "{sql}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_scan_reads_the_narrow_type() {
+        let s = session().await;
+        let df = s
+            .sql(
+                "SELECT SUM(c.amount) FROM cud, UNNEST(credits) c",
+                Dialect::BigQuery,
+            )
+            .await
+            .unwrap();
+        let plan = df.create_physical_plan().await.unwrap();
+        let text = displayable(plan.as_ref()).indent(false).to_string();
+        let scan = text.lines().find(|l| l.contains("DataSourceExec")).unwrap();
+        assert!(
+            scan.contains(r#"projection=[CAST(CAST(credits@"#)
+                && scan.contains(r#"AS List(Struct("amount": Float64)))"#),
+            "{scan}"
+        );
+    }
+}
