@@ -16,9 +16,11 @@
 //! | `ARRAY_LENGTH`, `SPLIT`, `REGEXP_CONTAINS`, `REGEXP_EXTRACT`, `MOD` | `cardinality`, `string_to_array`, `regexp_like`, `regexp_match(...)[1]`, `%` |
 //! | `"text"`, `r'raw'` string literals | `'text'`, `'raw'` |
 //! | `EXTRACT(DAYOFWEEK FROM x)` | `date_part('dow', x) + 1` (Sunday is 1) |
+//! | `a[OFFSET(i)].f`, `a[SAFE_OFFSET(i)]`, `a[i]`; `a[ORDINAL(i)]`, `a[SAFE_ORDINAL(i)]` | `a[i + 1]['f']`, `a[i + 1]`, `a[i + 1]`; `a[i]` (DataFusion counts from 1; an index out of range is NULL, where BigQuery's `OFFSET` and `ORDINAL` fail) |
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, DateTimeField, ExactNumberInfo, Expr, Statement, Value,
+    AccessExpr, BinaryOperator, CastKind, DataType, DateTimeField, ExactNumberInfo, Expr,
+    Statement, Subscript, Value,
 };
 
 use super::ast::{
@@ -64,12 +66,58 @@ fn convert(e: &Expr) -> Result<Option<Expr>> {
             expr,
             ..
         } => Ok(Some(template("(date_part('dow', X) + 1)", &[("X", expr)]))),
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            let mut chain = access_chain.clone();
+            let mut changed = false;
+            for access in &mut chain {
+                match access {
+                    AccessExpr::Subscript(Subscript::Index { index }) => {
+                        if let Some(from_one) = array_index(index) {
+                            *index = from_one;
+                            changed = true;
+                        }
+                    }
+                    // `a[OFFSET(0)].amount`: DataFusion takes fields of an element by name.
+                    AccessExpr::Dot(Expr::Identifier(field)) if changed => {
+                        *access = AccessExpr::Subscript(Subscript::Index {
+                            index: Expr::Value(
+                                Value::SingleQuotedString(field.value.clone()).into(),
+                            ),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            Ok(changed.then(|| Expr::CompoundFieldAccess {
+                root: root.clone(),
+                access_chain: chain,
+            }))
+        }
         Expr::Function(f) if f.over.is_none() => match (function_name(f), function_args(f)) {
             (Some(name), Some(args)) => function(&name, &args),
             _ => Ok(None),
         },
         _ => Ok(None),
     }
+}
+
+/// An array subscript counted from 1, as DataFusion counts; `None` for a field name
+/// (`x['amount']`, the other passes' element access).
+fn array_index(index: &Expr) -> Option<Expr> {
+    if literal_text(index).is_some() {
+        return None;
+    }
+    if let Expr::Function(f) = index
+        && let (Some(name), Some(args)) = (function_name(f), function_args(f))
+        && let [i] = args.as_slice()
+    {
+        match name.as_str() {
+            "OFFSET" | "SAFE_OFFSET" => return Some(template("(I + 1)", &[("I", i)])),
+            "ORDINAL" | "SAFE_ORDINAL" => return Some(i.clone()),
+            _ => {}
+        }
+    }
+    Some(template("(I + 1)", &[("I", index)]))
 }
 
 fn cast(kind: &CastKind, expr: &Expr, data_type: &DataType) -> Option<Expr> {
