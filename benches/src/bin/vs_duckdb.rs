@@ -16,11 +16,14 @@
 //! install duckdb`); the `billq` binary must sit beside this one (`cargo build
 //! --release -p billq -p billq-benches`). Times are taken around the work itself
 //! (process start excluded for DuckDB, included for `billq convert`).
+//! `vs_duckdb --store DIR [RUNS] [MEMORY_LIMIT]` runs 2. and 3. over an existing
+//! store's GCP table (converted beforehand from `billq gen` output, as for 100M rows).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use arrow::array::AsArray;
 use billq_engine::{Dialect, Session};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -220,29 +223,44 @@ fn size_of(dir: &Path) -> u64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let mut args = std::env::args().skip(1);
-    let rows: u64 = args
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+    let mut args = std::env::args().skip(1).peekable();
+    let existing = (args.peek().map(String::as_str) == Some("--store"))
+        .then(|| PathBuf::from(args.nth(1).expect("--store DIR")));
+    let rows: u64 = match &existing {
+        Some(_) => 0,
+        None => args
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1_000_000),
+    };
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let limit = args.next().unwrap_or_else(|| "256MiB".to_string());
     let dir = tempfile::tempdir().expect("a temp dir");
+    let store = match existing {
+        Some(store) => store,
+        None => convert(rows, runs, dir.path()),
+    };
+    compare_queries(&store, runs, &limit).await;
+}
+
+/// Generates the four exports of `rows` rows and compares their conversion; returns
+/// the store converted from the GCP NDJSON export.
+fn convert(rows: u64, runs: usize, dir: &Path) -> PathBuf {
     let options = billq_gen::Options {
         rows,
         months: 3,
         seed: 1,
         format: billq_gen::Format::Export,
     };
-    let gcp = dir.path().join("gcp");
-    let aws = dir.path().join("aws");
+    let gcp = dir.join("gcp");
+    let aws = dir.join("aws");
     billq_gen::gcp(&options, &gcp).expect("generated GCP export");
     billq_gen::aws(&options, &aws).expect("generated AWS export");
     let as_parquet = billq_gen::Options {
         format: billq_gen::Format::Parquet,
         ..options
     };
-    let (gcp_parquet, aws_parquet) = (dir.path().join("gcp-pq"), dir.path().join("aws-pq"));
+    let (gcp_parquet, aws_parquet) = (dir.join("gcp-pq"), dir.join("aws-pq"));
     billq_gen::gcp(&as_parquet, &gcp_parquet).expect("generated GCP extract");
     billq_gen::aws(&as_parquet, &aws_parquet).expect("generated CUR 2.0 export");
 
@@ -280,10 +298,7 @@ async fn main() {
         ),
     ];
     for (name, export, reader) in &inputs {
-        let store = |run: usize| {
-            dir.path()
-                .join(format!("store-{name}-{run}").replace(' ', "_"))
-        };
+        let store = |run: usize| dir.join(format!("store-{name}-{run}").replace(' ', "_"));
         let (billq_ms, billq_rss) = medians(runs, |run| {
             billq_once(&[
                 "-q".into(),
@@ -294,7 +309,7 @@ async fn main() {
             ])
         });
         let (duck_ms, duck_rss) = medians(runs, |run| {
-            let target = dir.path().join(format!("duck-{run}.parquet"));
+            let target = dir.join(format!("duck-{run}.parquet"));
             let copy = format!(
                 "COPY (SELECT * FROM {reader}) TO '{}' (FORMAT parquet)",
                 target.display()
@@ -315,12 +330,26 @@ async fn main() {
         }
     }
 
-    // 2. Queries over billq's GCP store (the same Parquet files for both).
-    let store = dir.path().join("store-GCP_NDJSON.gz-0");
+    dir.join("store-GCP_NDJSON.gz-0")
+}
+
+/// Compares the report queries (2.) and the memory-bound ones (3.) over the GCP table
+/// of `store` (the same Parquet files for both engines).
+async fn compare_queries(store: &Path, runs: usize, limit: &str) {
     let mut files = Vec::new();
-    parquet_files(&store, &mut files);
+    parquet_files(store, &mut files);
     let mut session = Session::new();
-    session.add_store(&store).await.expect("the store");
+    session.add_store(store).await.expect("the store");
+    let rows = session
+        .sql("SELECT COUNT(*) FROM gcp_billing_export", Dialect::BigQuery)
+        .await
+        .expect("a count")
+        .collect()
+        .await
+        .expect("a count")[0]
+        .column(0)
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(0);
     let parquet = format!(
         "read_parquet('{}/gcp/**/*.parquet', union_by_name = true)",
         store.display()
@@ -374,7 +403,7 @@ async fn main() {
                 "--format".into(),
                 "csv".into(),
                 "--memory-limit".into(),
-                limit.clone(),
+                limit.to_string(),
                 "--data".into(),
                 store.display().to_string(),
                 billq_sql.replace("{t}", "gcp_billing_export"),
@@ -391,5 +420,5 @@ async fn main() {
             billq_ms / duck_ms
         );
     }
-    println!("\n{rows} rows over 3 months (seed 1); medians of {runs} runs; 2 threads each");
+    println!("\n{rows} rows; medians of {runs} runs; 2 threads each");
 }

@@ -10,6 +10,9 @@
 //! - A LEFT join keeps them once with `x` NULL: the array is replaced by `[NULL]`
 //!   when it has no element. Its `ON` condition filters the array first
 //!   (`array_filter(arr, x -> c)`), so rows matching nothing are kept the same way.
+//! - An inner join's `WHERE` conjuncts that read only its element (`l.key = 'env'`)
+//!   also filter the array before it is unnested, so the rows they would drop are
+//!   never made (they stay in `WHERE`, which they no longer change).
 //! - The alias wins over a column of the same name (`LEFT JOIN UNNEST(labels) AS
 //!   labels`): that column is excluded from the derived table.
 //! - `x.f` then reads field `f` of the struct column `x`.
@@ -18,13 +21,13 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Ident, JoinConstraint, JoinOperator, Query, SelectItem, SetExpr, Statement, TableAlias,
-    TableFactor, VisitMut, VisitorMut,
+    BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, Query, SelectItem, SetExpr,
+    Statement, TableAlias, TableFactor, VisitMut, VisitorMut, visit_expressions,
 };
 use sqlparser::dialect::DuckDbDialect;
 use sqlparser::parser::Parser;
 
-use super::ast::{bind_element, quoted, template, unsupported};
+use super::ast::{bind_element, function_name, quoted, template, unsupported};
 use crate::error::{Error, Result};
 
 /// Table name → its top-level column names.
@@ -115,6 +118,12 @@ impl Pass<'_> {
                     }
                 }
                 select.from.extend(rest);
+                for step in &mut steps {
+                    if let Kind::Inner = step.kind {
+                        step.on =
+                            element_filter(step.on.take(), select.selection.as_ref(), &step.alias);
+                    }
+                }
                 if !steps.is_empty() {
                     let base = &mut select.from[0].relation;
                     let relation = std::mem::replace(base, empty_unnest());
@@ -262,6 +271,65 @@ fn unnesting(
     })
 }
 
+/// `on` and every conjunct of `selection` that reads only `alias`, an inner join's
+/// element (no other column, subquery, window or random function).
+fn element_filter(on: Option<Expr>, selection: Option<&Expr>, alias: &Ident) -> Option<Expr> {
+    let mut parts = Vec::new();
+    if let Some(selection) = selection {
+        conjuncts(selection, &mut parts);
+    }
+    parts
+        .into_iter()
+        .filter(|c| reads_only(c, alias))
+        .cloned()
+        .fold(on, |all, c| {
+            Some(match all {
+                None => c,
+                Some(all) => template("(A) AND (B)", &[("A", &all), ("B", &c)]),
+            })
+        })
+}
+
+fn conjuncts<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            conjuncts(left, out);
+            conjuncts(right, out);
+        }
+        Expr::Nested(inner) => conjuncts(inner, out),
+        e => out.push(e),
+    }
+}
+
+/// Whether `e` reads `alias` and nothing else, and gives the same answer each time.
+fn reads_only(e: &Expr, alias: &Ident) -> bool {
+    let is_alias = |i: &Ident| i.value.eq_ignore_ascii_case(&alias.value);
+    let mut reads = false;
+    let flow = visit_expressions(e, |x| {
+        let fine = match x {
+            Expr::Identifier(i) => is_alias(i),
+            Expr::CompoundIdentifier(parts) => is_alias(&parts[0]),
+            Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => false,
+            Expr::Function(f) => {
+                f.over.is_none()
+                    && !matches!(function_name(f).as_deref(), Some("RAND" | "GENERATE_UUID"))
+            }
+            _ => true,
+        };
+        reads |= matches!(x, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+        if fine {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    });
+    flow.is_continue() && reads
+}
+
 fn on_condition(c: JoinConstraint) -> Result<Option<Expr>> {
     match c {
         JoinConstraint::On(e) => Ok(Some(e)),
@@ -322,6 +390,22 @@ mod tests {
             (
                 "SELECT labels.value FROM t AS bq LEFT JOIN UNNEST(labels) AS labels ON labels.key = 'env'",
                 "SELECT labels.value FROM (SELECT \"bq\".* EXCLUDE (\"labels\"), unnest(CASE WHEN cardinality(array_filter(labels, __u1 -> __u1['key'] = 'env')) > 0 THEN array_filter(labels, __u1 -> __u1['key'] = 'env') ELSE make_array(NULL) END) AS \"labels\" FROM t AS bq) AS bq",
+            ),
+            (
+                "SELECT l.value FROM t, UNNEST(labels) l WHERE l.key = 'env' AND cost > 0 AND (LOWER(l.value) LIKE 'p%' OR l.value IS NULL)",
+                "SELECT l.value FROM (SELECT \"t\".*, unnest(array_filter(labels, __u1 -> (__u1['key'] = 'env') AND (LOWER(__u1['value']) LIKE 'p%' OR __u1['value'] IS NULL))) AS \"l\" FROM t AS \"t\") AS \"t\" WHERE l.key = 'env' AND cost > 0 AND (LOWER(l.value) LIKE 'p%' OR l.value IS NULL)",
+            ),
+            (
+                "SELECT l.value FROM t JOIN UNNEST(labels) l ON l.key = 'env' WHERE l.value = 'prod' OR cost > 1",
+                "SELECT l.value FROM (SELECT \"t\".*, unnest(array_filter(labels, __u1 -> __u1['key'] = 'env')) AS \"l\" FROM t AS \"t\") AS \"t\" WHERE l.value = 'prod' OR cost > 1",
+            ),
+            (
+                "SELECT l.value FROM t LEFT JOIN UNNEST(labels) l WHERE l.key IS NULL",
+                "SELECT l.value FROM (SELECT \"t\".*, unnest(CASE WHEN cardinality(labels) > 0 THEN labels ELSE make_array(NULL) END) AS \"l\" FROM t AS \"t\") AS \"t\" WHERE l.key IS NULL",
+            ),
+            (
+                "SELECT l.value FROM t, UNNEST(labels) l WHERE RAND() < l.weight AND l.key IN (SELECT k FROM keys)",
+                "SELECT l.value FROM (SELECT \"t\".*, unnest(labels) AS \"l\" FROM t AS \"t\") AS \"t\" WHERE RAND() < l.weight AND l.key IN (SELECT k FROM keys)",
             ),
         ];
         for (input, expected) in cases {
