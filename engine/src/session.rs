@@ -1,14 +1,21 @@
 //! A query session: a DataFusion context with billq's functions, the tables of any
 //! number of stores, and export files registered under names of the user's choice.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider, SchemaProvider, TableProvider,
+};
 use datafusion::dataframe::DataFrame;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::execution::session_state::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement;
 
 use crate::catalog::Catalog;
 use crate::convert::{ConvertOptions, convert};
@@ -135,32 +142,70 @@ impl Session {
 
     /// Plans `text` in `dialect`; runs nothing yet.
     pub async fn sql(&self, text: &str, dialect: Dialect) -> Result<DataFrame> {
+        let mut state = self.ctx.state();
         let statement = match dialect {
             Dialect::DataFusion => {
-                let plan = self.ctx.state().create_logical_plan(text).await?;
-                return self.execute(plan).await;
+                let parser = state.config().options().sql_parser.dialect;
+                state.sql_to_statement(text, &parser)?
             }
-            Dialect::BigQuery => sql::bigquery::rewrite(text, &self.tables)?,
-            Dialect::Athena => sql::athena::rewrite(text)?,
+            Dialect::BigQuery => {
+                let parser = &mut state.config_mut().options_mut().sql_parser;
+                // BigQuery sorts NULLs first in ascending order, last in descending.
+                parser.default_null_ordering = "nulls_min".into();
+                // Column names as written: `costInBillingCurrency` needs no quotes.
+                parser.enable_ident_normalization = false;
+                Statement::Statement(Box::new(sql::bigquery::rewrite(text, &self.tables)?))
+            }
+            Dialect::Athena => Statement::Statement(Box::new(sql::athena::rewrite(text)?)),
         };
-        let mut state = self.ctx.state();
-        if dialect == Dialect::BigQuery {
-            let parser = &mut state.config_mut().options_mut().sql_parser;
-            // BigQuery sorts NULLs first in ascending order, last in descending.
-            parser.default_null_ordering = "nulls_min".into();
-            // Column names as written: `costInBillingCurrency` needs no quotes.
-            parser.enable_ident_normalization = false;
-        }
-        let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
-        let plan = state.statement_to_plan(statement).await?;
-        self.execute(plan).await
+        let plan = state.statement_to_plan(statement.clone()).await?;
+        let narrowed = nested_reads::narrowed_tables(&plan)?;
+        let plan = if narrowed.is_empty() {
+            plan
+        } else {
+            // Again, over tables that read only the record fields the plan uses.
+            self.with_tables(state, narrowed)
+                .await?
+                .statement_to_plan(statement)
+                .await?
+        };
+        Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
-    /// Runs a planned statement, reading only the record fields it uses of lists
-    /// like `credits`.
-    async fn execute(&self, plan: LogicalPlan) -> Result<DataFrame> {
-        let plan = nested_reads::narrow(plan)?;
-        Ok(self.ctx.execute_logical_plan(plan).await?)
+    /// `state` with the default schema's tables, `replaced` in place of their namesakes.
+    async fn with_tables(
+        &self,
+        state: SessionState,
+        mut replaced: HashMap<String, Arc<dyn TableProvider>>,
+    ) -> Result<SessionState> {
+        let options = &state.config().options().catalog;
+        let (catalog_name, schema_name) = (
+            options.default_catalog.clone(),
+            options.default_schema.clone(),
+        );
+        let schema = MemorySchemaProvider::new();
+        if let Some(original) = self
+            .ctx
+            .catalog(&catalog_name)
+            .and_then(|c| c.schema(&schema_name))
+        {
+            for name in original.table_names() {
+                let table = match replaced.remove(&name) {
+                    Some(t) => Some(t),
+                    None => original.table(&name).await?,
+                };
+                if let Some(table) = table {
+                    schema.register_table(name, table)?;
+                }
+            }
+        }
+        let catalog = MemoryCatalogProvider::new();
+        catalog.register_schema(&schema_name, Arc::new(schema))?;
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(catalog_name, Arc::new(catalog));
+        Ok(SessionStateBuilder::new_from_existing(state)
+            .with_catalog_list(Arc::new(catalogs))
+            .build())
     }
 
     /// The SQL DataFusion runs for `text` in `dialect`.
