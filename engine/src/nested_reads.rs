@@ -28,6 +28,11 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 /// The stored tables `plan` scans, by name, made anew with their list-of-records
 /// columns narrowed to the fields the plan reads; empty when nothing narrows.
 pub fn narrowed_tables(plan: &LogicalPlan) -> Result<HashMap<String, Arc<dyn TableProvider>>> {
+    let mut tables = HashMap::new();
+    // A view or table defined now keeps the tables it was planned over.
+    if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_)) {
+        return Ok(tables);
+    }
     let mut uses = Uses::default();
     uses.plan(plan)?;
     uses.leave(plan);
@@ -37,7 +42,6 @@ pub fn narrowed_tables(plan: &LogicalPlan) -> Result<HashMap<String, Arc<dyn Tab
         .filter_map(|(column, read)| Some((column, read?)))
         .filter(|(_, read)| !read.is_empty())
         .collect();
-    let mut tables = HashMap::new();
     if read.is_empty() {
         return Ok(tables);
     }
