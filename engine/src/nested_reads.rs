@@ -20,14 +20,17 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Fields, Schema};
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::default_table_source::source_as_provider;
-use datafusion::common::Result;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{Result, TableReference};
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
-/// The stored tables `plan` scans, by name, made anew with their list-of-records
-/// columns narrowed to the fields the plan reads; empty when nothing narrows.
-pub fn narrowed_tables(plan: &LogicalPlan) -> Result<HashMap<String, Arc<dyn TableProvider>>> {
+/// The stored tables `plan` scans, by the reference it scans them with, made anew
+/// with their list-of-records columns narrowed to the fields the plan reads; empty
+/// when nothing narrows.
+pub fn narrowed_tables(
+    plan: &LogicalPlan,
+) -> Result<HashMap<TableReference, Arc<dyn TableProvider>>> {
     let mut tables = HashMap::new();
     // A view or table defined now keeps the tables it was planned over.
     if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_)) {
@@ -47,11 +50,12 @@ pub fn narrowed_tables(plan: &LogicalPlan) -> Result<HashMap<String, Arc<dyn Tab
     }
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node
+            && !tables.contains_key(&scan.table_name)
             && let Ok(provider) = source_as_provider(&scan.source)
             && let Some(listing) = provider.downcast_ref::<ListingTable>()
             && let Some(table) = narrowed_table(listing, &read)?
         {
-            tables.insert(scan.table_name.table().to_string(), table);
+            tables.insert(scan.table_name.clone(), table);
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
@@ -139,6 +143,15 @@ struct Uses {
 /// Lambda parameters bound to the elements of a scanned column.
 type Params = HashMap<String, String>;
 
+/// `params` inside a lambda whose own parameters are `names` (they shadow outer ones).
+fn shadowed(params: &Params, names: &[String]) -> Params {
+    let mut inner = params.clone();
+    for name in names {
+        inner.remove(name);
+    }
+    inner
+}
+
 impl Uses {
     fn plan(&mut self, plan: &LogicalPlan) -> Result<()> {
         for input in plan.inputs() {
@@ -164,7 +177,9 @@ impl Uses {
                             .or_insert_with(|| Some(BTreeSet::new()));
                     }
                 }
-                self.exprs(&scan.filters);
+                for filter in &scan.filters {
+                    self.expr(filter, &Params::new());
+                }
             }
             LogicalPlan::Projection(p) => {
                 for (expr, field) in p.expr.iter().zip(p.schema.fields()) {
@@ -207,12 +222,10 @@ impl Uses {
             | LogicalPlan::Repartition(_)
             | LogicalPlan::EmptyRelation(_)
             | LogicalPlan::Values(_) => {
-                let mut exprs = Vec::new();
                 let _ = plan.apply_expressions(|e| {
-                    exprs.push(e.clone());
+                    self.expr(e, &Params::new());
                     Ok(TreeNodeRecursion::Continue)
                 });
-                self.exprs(&exprs);
             }
             // Unions, DISTINCT rows, statements, EXPLAIN, extensions: whatever reaches
             // them whole is used whole.
@@ -259,21 +272,17 @@ impl Uses {
         }
     }
 
-    fn exprs(&mut self, exprs: &[Expr]) {
-        for e in exprs {
-            self.expr(e, &Params::new());
-        }
-    }
-
     fn expr(&mut self, expr: &Expr, params: &Params) {
         match expr {
             Expr::ScalarFunction(f) if f.name() == "get_field" => {
                 if let Some(column) = self.element(&f.args[0], params) {
-                    match f.args.get(1) {
-                        Some(Expr::Literal(v, _)) if v.try_as_str().flatten().is_some() => {
-                            self.read(&column, v.try_as_str().flatten().unwrap_or_default())
-                        }
-                        _ => self.whole(&column),
+                    let field = match f.args.get(1) {
+                        Some(Expr::Literal(v, _)) => v.try_as_str().flatten(),
+                        _ => None,
+                    };
+                    match field {
+                        Some(field) => self.read(&column, field),
+                        None => self.whole(&column),
                     }
                     return;
                 }
@@ -294,14 +303,8 @@ impl Uses {
                 }
                 return;
             }
-            Expr::Lambda(l) => {
-                // An unknown function's lambda: its parameters shadow outer ones.
-                let mut inner = params.clone();
-                for p in &l.params {
-                    inner.remove(p);
-                }
-                return self.expr(&l.body, &inner);
-            }
+            // An unknown function's lambda: no parameter stands for an element.
+            Expr::Lambda(l) => return self.expr(&l.body, &shadowed(params, &l.params)),
             _ => {}
         }
         let _ = expr.apply_children(|child| {
@@ -317,13 +320,9 @@ impl Uses {
             return None;
         };
         let column = self.list(list, params)?;
-        let mut inner = params.clone();
-        for (i, p) in lambda.params.iter().enumerate() {
-            if i == 0 {
-                inner.insert(p.clone(), column.clone());
-            } else {
-                inner.remove(p);
-            }
+        let mut inner = shadowed(params, &lambda.params);
+        if let Some(element) = lambda.params.first() {
+            inner.insert(element.clone(), column.clone());
         }
         self.expr(&lambda.body, &inner);
         Some(column)
@@ -471,6 +470,15 @@ mod tests {
                 "{sql}"
             );
         }
+        // Planned again, the query still finds tables of other schemas.
+        for ddl in [
+            "CREATE SCHEMA other",
+            "CREATE VIEW other.v AS SELECT 1 AS one",
+        ] {
+            s.sql(ddl, Dialect::DataFusion).await.unwrap();
+        }
+        let sql = "SELECT credits[1]['id'], v.one FROM cud CROSS JOIN other.v";
+        assert_eq!(narrowed(&s, sql, Dialect::DataFusion).await, "credits(id)");
     }
 
     #[tokio::test]

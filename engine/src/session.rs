@@ -9,6 +9,7 @@ use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
     MemorySchemaProvider, SchemaProvider, TableProvider,
 };
+use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
@@ -172,37 +173,47 @@ impl Session {
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
-    /// `state` with the default schema's tables, `replaced` in place of their namesakes.
+    /// `state` with `replaced` in place of the tables of those references; every other
+    /// catalog, schema and table as they are.
     async fn with_tables(
         &self,
         state: SessionState,
-        mut replaced: HashMap<String, Arc<dyn TableProvider>>,
+        replaced: HashMap<TableReference, Arc<dyn TableProvider>>,
     ) -> Result<SessionState> {
-        let options = &state.config().options().catalog;
-        let (catalog_name, schema_name) = (
-            options.default_catalog.clone(),
-            options.default_schema.clone(),
-        );
-        let schema = MemorySchemaProvider::new();
-        if let Some(original) = self
-            .ctx
-            .catalog(&catalog_name)
-            .and_then(|c| c.schema(&schema_name))
-        {
-            for name in original.table_names() {
-                let table = match replaced.remove(&name) {
-                    Some(t) => Some(t),
-                    None => original.table(&name).await?,
-                };
-                if let Some(table) = table {
-                    schema.register_table(name, table)?;
-                }
-            }
+        let defaults = &state.config().options().catalog;
+        // catalog → schema → table → its replacement.
+        let mut by_place: HashMap<String, HashMap<String, HashMap<String, _>>> = HashMap::new();
+        for (reference, table) in replaced {
+            let place = reference.resolve(&defaults.default_catalog, &defaults.default_schema);
+            by_place
+                .entry(place.catalog.to_string())
+                .or_default()
+                .entry(place.schema.to_string())
+                .or_default()
+                .insert(place.table.to_string(), table);
         }
-        let catalog = MemoryCatalogProvider::new();
-        catalog.register_schema(&schema_name, Arc::new(schema))?;
         let catalogs = MemoryCatalogProviderList::new();
-        catalogs.register_catalog(catalog_name, Arc::new(catalog));
+        for catalog_name in self.ctx.catalog_names() {
+            let Some(original) = self.ctx.catalog(&catalog_name) else {
+                continue;
+            };
+            let Some(mut schemas) = by_place.remove(&catalog_name) else {
+                catalogs.register_catalog(catalog_name, original);
+                continue;
+            };
+            let catalog = MemoryCatalogProvider::new();
+            for schema_name in original.schema_names() {
+                let Some(schema) = original.schema(&schema_name) else {
+                    continue;
+                };
+                let schema = match schemas.remove(&schema_name) {
+                    None => schema,
+                    Some(tables) => schema_with(schema.as_ref(), tables).await?,
+                };
+                catalog.register_schema(&schema_name, schema)?;
+            }
+            catalogs.register_catalog(catalog_name, Arc::new(catalog));
+        }
         Ok(SessionStateBuilder::new_from_existing(state)
             .with_catalog_list(Arc::new(catalogs))
             .build())
@@ -216,6 +227,24 @@ impl Session {
             Dialect::Athena => Ok(sql::athena::rewrite(text)?.to_string()),
         }
     }
+}
+
+/// A copy of `schema` with `replaced` in place of its namesakes.
+async fn schema_with(
+    schema: &dyn SchemaProvider,
+    mut replaced: HashMap<String, Arc<dyn TableProvider>>,
+) -> Result<Arc<dyn SchemaProvider>> {
+    let copy = MemorySchemaProvider::new();
+    for name in schema.table_names() {
+        let table = match replaced.remove(&name) {
+            Some(t) => Some(t),
+            None => schema.table(&name).await?,
+        };
+        if let Some(table) = table {
+            copy.register_table(name, table)?;
+        }
+    }
+    Ok(Arc::new(copy))
 }
 
 impl Default for Session {
