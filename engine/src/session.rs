@@ -12,7 +12,7 @@ use datafusion::catalog::{
 use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -25,6 +25,14 @@ use crate::nested_reads;
 use crate::sql::bigquery::Columns;
 use crate::sql::{self, Dialect};
 use crate::store;
+
+/// How many of the largest memory consumers an out-of-memory error names.
+const LARGEST_CONSUMERS: std::num::NonZeroUsize = std::num::NonZeroUsize::new(3).unwrap();
+
+/// Under a memory limit, batches hold one row per this many bytes of the limit (8192
+/// rows from 256 MiB up, DataFusion's default), and never fewer than [`MIN_BATCH_ROWS`].
+const LIMIT_BYTES_PER_BATCH_ROW: usize = 32 * 1024;
+const MIN_BATCH_ROWS: usize = 256;
 
 /// A DataFusion context set up for billing data.
 pub struct Session {
@@ -43,13 +51,29 @@ impl Session {
 
     /// A session whose queries hold at most `bytes` of memory in their sorts, joins and
     /// aggregations, spilling to temporary files past it.
+    ///
+    /// DataFusion's defaults suit limits of gigabytes. Under small ones a query failed
+    /// depending on the threads' timing: the spilling operators share what the
+    /// sorts' merge reserves (`sort_spill_reservation_bytes`, 10 MiB per partition)
+    /// leave, and a share could fall below one batch; a merge of spill files takes
+    /// as much of the pool as its runs' batches need. So batches shrink with the limit
+    /// below 256 MiB and the sorts' reserves take at most a quarter of it. An
+    /// out-of-memory error names the largest consumers.
     pub fn with_memory_limit(bytes: usize) -> Result<Self> {
+        let rows = (bytes / LIMIT_BYTES_PER_BATCH_ROW)
+            .clamp(MIN_BATCH_ROWS, SessionConfig::new().batch_size());
+        let mut config = SessionConfig::new().with_batch_size(rows);
+        let sorts = config.target_partitions();
+        let execution = &mut config.options_mut().execution;
+        execution.sort_spill_reservation_bytes = execution
+            .sort_spill_reservation_bytes
+            .min(bytes / 4 / sorts);
+        let pool = TrackConsumersPool::new(FairSpillPool::new(bytes), LARGEST_CONSUMERS);
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
+            .with_memory_pool(Arc::new(pool))
             .build_arc()?;
         Ok(Self::with_context(SessionContext::new_with_config_rt(
-            SessionConfig::new(),
-            runtime,
+            config, runtime,
         )))
     }
 
