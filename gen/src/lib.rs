@@ -20,15 +20,21 @@
 //! under `cur2/metadata/`, `snake_case` columns, doubles, and `product` and
 //! `resource_tags` maps.
 
+mod gcp;
+mod sink;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::array::{
+    ArrayRef, Float64Builder, MapBuilder, MapFieldNames, StringBuilder, TimestampMillisecondBuilder,
+};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+
+pub use gcp::gcp;
+use sink::{Columns, Sink};
 
 /// What can go wrong writing an export.
 #[derive(Debug, thiserror::Error)]
@@ -177,182 +183,70 @@ fn amount(x: f64) -> String {
     }
 }
 
-/// Writes a GCP standard usage cost export into `out`; returns the files written.
-pub fn gcp(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
-    check(options, out)?;
-    let mut rng = Rng(options.seed);
-    let (services, skus, projects) = (Zipf::new(SERVICES.len()), Zipf::new(50), Zipf::new(200));
-    let accounts = ["01A2B3-C4D5E6-F7A8B9", "0F1E2D-3C4B5A-697887"];
-    let per_month = options.rows.div_ceil(u64::from(options.months));
-    let mut files = Vec::new();
-    let mut written = 0u64;
-    for m in 0..options.months {
-        let (year, mon) = month(m);
-        let path = out.join(match options.format {
-            Format::Export => format!("gcp_billing_export_{year}{mon:02}.jsonl.gz"),
-            Format::Parquet => format!("gcp_billing_export_{year}{mon:02}-000000000000.parquet"),
-        });
-        let io = |source| Error::Io {
-            path: path.clone(),
-            source,
-        };
-        let mut w = create(&path, options.format, gcp_parquet_schema)?;
-        let rows = per_month.min(options.rows - written);
-        let hours = u64::from(days_in(year, mon)) * 24;
-        // Taxes and corrections take two rows an account at the month's end.
-        let special = if rows >= 4 { 4 } else { 0 };
-        let mut totals = [0.0f64; 2];
-        for i in 0..rows - special {
-            let account = (i % 2) as usize;
-            let hour = i * hours / (rows - special).max(1);
-            let (day, h) = (hour / 24 + 1, hour % 24);
-            // One row in 200 is last month's usage, invoiced now (late usage).
-            let (uy, um, ud) = usage_day(&mut rng, m, day);
-            let s = services.draw(&mut rng);
-            let (service_id, service) = SERVICES[s];
-            let sku = skus.draw(&mut rng);
-            let project = projects.draw(&mut rng);
-            let region = REGIONS[(s + project) % REGIONS.len()];
-            let cost = (rng.normal() * 1.2 - 2.0).exp();
-            totals[account] += cost;
-            let labels: Vec<String> = (0..rng.below(11))
-                .map(|k| {
-                    format!(
-                        r#"{{"key":"{}","value":"v{}"}}"#,
-                        LABEL_KEYS[k],
-                        rng.below(5)
-                    )
-                })
-                .collect();
-            let credits: Vec<String> = (0..rng.below(4))
-                .map(|c| {
-                    let (kind, name) = CREDIT_TYPES[c];
-                    format!(
-                        r#"{{"name":"{name}","amount":{},"full_name":"{name}","id":"{kind}-{sku}","type":"{kind}"}}"#,
-                        amount(-cost * 0.1 * rng.unit())
-                    )
-                })
-                .collect();
-            let start = format!("{uy}-{um:02}-{ud:02} {h:02}:00:00 UTC");
-            let end = format!("{uy}-{um:02}-{ud:02} {h:02}:59:59 UTC");
-            writeln!(
-                w,
-                r#"{{"billing_account_id":"{}","service":{{"id":"{service_id}","description":"{service}"}},"sku":{{"id":"{service_id}-SKU-{sku:04}","description":"{service} SKU {sku}"}},"usage_start_time":"{start}","usage_end_time":"{end}","project":{{"id":"project-{project:03}","number":"{}","name":"Project {project}","labels":[{{"key":"team","value":"t{}"}}]}},"labels":[{}],"system_labels":[],"location":{{"location":"{region}","country":"US","region":"{region}"}},"export_time":"{year}-{mon:02}-{day:02} {h:02}:30:00 UTC","cost":{},"currency":"USD","currency_conversion_rate":1,"usage":{{"amount":{},"unit":"seconds","amount_in_pricing_units":{},"pricing_unit":"hour"}},"credits":[{}],"invoice":{{"month":"{year}{mon:02}"}},"cost_type":"regular","cost_at_list":{}}}"#,
-                accounts[account],
-                100_000 + project,
-                project % 17,
-                labels.join(","),
-                amount(cost),
-                3600,
-                1,
-                credits.join(","),
-                amount(cost * 1.25),
-            )
-            .map_err(io)?;
-        }
-        for (account, id) in accounts.iter().enumerate().take(special as usize / 2) {
-            // Two rows each: the month's tax and a correction.
-            let last = days_in(year, mon);
-            for (kind, value) in [
-                ("tax", totals[account] * 0.08),
-                ("adjustment", -totals[account] * 0.002),
-            ] {
-                writeln!(
-                    w,
-                    r#"{{"billing_account_id":"{id}","service":{{"id":"{}","description":"{}"}},"sku":{{"id":"{kind}","description":"{kind}"}},"usage_start_time":"{year}-{mon:02}-{last:02} 00:00:00 UTC","usage_end_time":"{year}-{mon:02}-{last:02} 23:59:59 UTC","labels":[],"system_labels":[],"cost":{},"currency":"USD","currency_conversion_rate":1,"credits":[],"invoice":{{"month":"{year}{mon:02}"}},"cost_type":"{kind}"}}"#,
-                    SERVICES[0].0,
-                    SERVICES[0].1,
-                    amount(value),
-                )
-                .map_err(io)?;
-            }
-        }
-        written += rows;
-        finish(w, &path)?;
-        files.push(path);
-        if written >= options.rows {
-            break;
-        }
-    }
-    Ok(files)
+/// A UTC date and time, to the second.
+#[derive(Clone, Copy)]
+struct Time {
+    year: u32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
 }
 
-/// The schema of a BigQuery Parquet extract of the standard usage cost export (the
-/// fields the generator writes).
-fn gcp_parquet_schema() -> SchemaRef {
-    let text = |name: &str| Field::new(name, DataType::Utf8, true);
-    let double = |name: &str| Field::new(name, DataType::Float64, true);
-    let time = |name: &str| {
-        Field::new(
-            name,
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
+impl Time {
+    fn new(year: u32, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> Self {
+        Self {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SSZ`, as the CUR writes times.
+    fn parse_iso(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        let n = |from: usize, to: usize| text.get(from..to)?.parse::<u32>().ok();
+        (b.len() == 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[19] == b'Z')
+            .then_some(())?;
+        Some(Self::new(
+            n(0, 4)?,
+            n(5, 7)?,
+            n(8, 10)?,
+            n(11, 13)?,
+            n(14, 16)?,
+            n(17, 19)?,
+        ))
+    }
+
+    /// Microseconds since the Unix epoch.
+    fn micros(self) -> i64 {
+        // Days from 1970-01-01 of the proleptic Gregorian date (Hinnant's algorithm).
+        let y = i64::from(self.year) - i64::from(self.month <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * ((i64::from(self.month) + 9) % 12) + 2) / 5 + i64::from(self.day) - 1;
+        let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+        let seconds = days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second);
+        seconds * 1_000_000
+    }
+}
+
+/// As the GCP export writes times: `2024-01-31 23:00:00 UTC`.
+impl std::fmt::Display for Time {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
         )
-    };
-    let record = |name: &str, fields: Vec<Field>| {
-        Field::new(name, DataType::Struct(Fields::from(fields)), true)
-    };
-    let repeated = |name: &str, fields: Vec<Field>| {
-        Field::new(
-            name,
-            DataType::List(Arc::new(Field::new(
-                "element",
-                DataType::Struct(Fields::from(fields)),
-                true,
-            ))),
-            true,
-        )
-    };
-    let key_values = |name: &str| repeated(name, vec![text("key"), text("value")]);
-    let id_description = |name: &str| record(name, vec![text("id"), text("description")]);
-    Arc::new(Schema::new(vec![
-        text("billing_account_id"),
-        id_description("service"),
-        id_description("sku"),
-        time("usage_start_time"),
-        time("usage_end_time"),
-        record(
-            "project",
-            vec![
-                text("id"),
-                text("number"),
-                text("name"),
-                key_values("labels"),
-            ],
-        ),
-        key_values("labels"),
-        key_values("system_labels"),
-        record(
-            "location",
-            vec![text("location"), text("country"), text("region")],
-        ),
-        time("export_time"),
-        double("cost"),
-        text("currency"),
-        double("currency_conversion_rate"),
-        record(
-            "usage",
-            vec![
-                double("amount"),
-                text("unit"),
-                double("amount_in_pricing_units"),
-                text("pricing_unit"),
-            ],
-        ),
-        repeated(
-            "credits",
-            vec![
-                text("name"),
-                double("amount"),
-                text("full_name"),
-                text("id"),
-                text("type"),
-            ],
-        ),
-        record("invoice", vec![text("month")]),
-        text("cost_type"),
-        double("cost_at_list"),
-    ]))
+    }
 }
 
 /// Checks the options and makes the output folder.
@@ -366,119 +260,6 @@ fn check(options: &Options, out: &Path) -> Result<()> {
         path: out.to_path_buf(),
         source,
     })
-}
-
-type Gz = BufWriter<flate2::write::GzEncoder<File>>;
-
-/// Rows per Parquet row group: the writer holds one group's pages in memory.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
-
-/// A file being written: text as it is (gzip), or JSON objects, one a line, decoded by
-/// a schema and written as Parquet.
-trait Rows: Write {
-    /// Writes what is buffered and closes the file.
-    fn close(self: Box<Self>) -> std::io::Result<()>;
-}
-
-impl Rows for Gz {
-    fn close(self: Box<Self>) -> std::io::Result<()> {
-        self.into_inner().map_err(|e| e.into_error())?.finish()?;
-        Ok(())
-    }
-}
-
-impl Rows for BufWriter<ParquetRows> {
-    fn close(self: Box<Self>) -> std::io::Result<()> {
-        self.into_inner().map_err(|e| e.into_error())?.finish()
-    }
-}
-
-/// A new file (its parent folders made); `schema` is the Parquet file's.
-fn create(
-    path: &Path,
-    format: Format,
-    schema: impl FnOnce() -> SchemaRef,
-) -> Result<Box<dyn Rows>> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let file = File::create(path).map_err(io)?;
-    Ok(match format {
-        Format::Export => Box::new(BufWriter::new(flate2::write::GzEncoder::new(
-            file,
-            flate2::Compression::fast(),
-        ))),
-        Format::Parquet => Box::new(BufWriter::new(
-            ParquetRows::new(file, schema()).map_err(io)?,
-        )),
-    })
-}
-
-fn finish(w: Box<dyn Rows>, path: &Path) -> Result<()> {
-    w.close().map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// JSON objects in, Parquet row groups out (snappy, as BigQuery and AWS write them).
-struct ParquetRows {
-    decoder: arrow::json::reader::Decoder,
-    writer: ArrowWriter<File>,
-}
-
-impl ParquetRows {
-    fn new(file: File, schema: SchemaRef) -> std::io::Result<Self> {
-        let decoder = arrow::json::ReaderBuilder::new(schema.clone())
-            .with_batch_size(ROW_GROUP_ROWS)
-            .with_strict_mode(true)
-            .build_decoder()
-            .map_err(std::io::Error::other)?;
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
-        let writer =
-            ArrowWriter::try_new(file, schema, Some(properties)).map_err(std::io::Error::other)?;
-        Ok(Self { decoder, writer })
-    }
-
-    /// Writes the rows decoded so far.
-    fn write_batch(&mut self) -> std::io::Result<()> {
-        if let Some(batch) = self.decoder.flush().map_err(std::io::Error::other)? {
-            self.writer.write(&batch).map_err(std::io::Error::other)?;
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> std::io::Result<()> {
-        self.write_batch()?;
-        self.writer.close().map_err(std::io::Error::other)?;
-        Ok(())
-    }
-}
-
-impl Write for ParquetRows {
-    /// Decodes `buf`; the decoder stops short of its end when its batch is full.
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut rest = buf;
-        while !rest.is_empty() {
-            let used = self.decoder.decode(rest).map_err(std::io::Error::other)?;
-            rest = &rest[used..];
-            if !rest.is_empty() {
-                self.write_batch()?;
-            }
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The rows of each month: (month index, rows), `rows` spread over `months`.
@@ -684,41 +465,107 @@ fn cur2_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Writes a CUR row: a CSV line of the legacy report, or a CUR 2.0 JSON object for
-/// its Parquet file (empty values as nulls, entries in their maps).
-fn cur_row(w: &mut impl Write, format: Format, values: &[&str]) -> std::io::Result<()> {
-    if format == Format::Export {
-        return writeln!(w, "{}", values.join(","));
+/// Writes a CUR row: a CSV line of the legacy report, or a row of its CUR 2.0
+/// Parquet file.
+fn cur_row(w: &mut Sink<Cur2Columns>, values: &[&str]) -> std::io::Result<()> {
+    w.row(
+        |text| writeln!(text, "{}", values.join(",")),
+        |columns| columns.push(values),
+    )
+}
+
+/// A CUR 2.0 column being built.
+enum Cur2Values {
+    Text(StringBuilder),
+    Double(Float64Builder),
+    Time(TimestampMillisecondBuilder),
+    Map(Box<MapBuilder<StringBuilder, StringBuilder>>),
+}
+
+/// CUR 2.0's columns; the value of `CUR_COLUMNS[i]` goes into `columns[into[i]]`
+/// (empty values as nulls, entries in their maps).
+struct Cur2Columns {
+    columns: Vec<Cur2Values>,
+    into: Vec<usize>,
+}
+
+impl Cur2Columns {
+    fn new() -> Self {
+        let targets = cur2_columns();
+        let columns = targets
+            .iter()
+            .map(|c| match c {
+                Cur2::Text(_) => Cur2Values::Text(StringBuilder::new()),
+                Cur2::Double(_) => Cur2Values::Double(Float64Builder::new()),
+                Cur2::Time(_) => {
+                    Cur2Values::Time(TimestampMillisecondBuilder::new().with_timezone("UTC"))
+                }
+                Cur2::Entry(..) => Cur2Values::Map(Box::new(MapBuilder::new(
+                    Some(MapFieldNames {
+                        entry: "key_value".into(),
+                        key: "key".into(),
+                        value: "value".into(),
+                    }),
+                    StringBuilder::new(),
+                    StringBuilder::new(),
+                ))),
+            })
+            .collect();
+        let into = CUR_COLUMNS
+            .iter()
+            .map(|(_, c)| {
+                targets
+                    .iter()
+                    .position(|t| t.column() == c.column())
+                    .expect("every CUR column has its CUR 2.0 column")
+            })
+            .collect();
+        Self { columns, into }
     }
-    let mut fields: Vec<(&str, String)> = Vec::new();
-    let mut maps: Vec<(&str, Vec<String>)> = Vec::new();
-    for ((_, column), value) in CUR_COLUMNS.iter().zip(values) {
-        let quoted = || serde_json::Value::from(*value).to_string();
-        match *column {
-            Cur2::Entry(map, key) => {
-                if !maps.iter().any(|(m, _)| *m == map) {
-                    maps.push((map, Vec::new()));
+
+    fn push(&mut self, values: &[&str]) {
+        for (((_, column), value), &i) in CUR_COLUMNS.iter().zip(values).zip(&self.into) {
+            let present = !value.is_empty();
+            match (&mut self.columns[i], column) {
+                (Cur2Values::Text(b), _) => b.append_option(present.then_some(*value)),
+                (Cur2Values::Double(b), _) => b.append_option(
+                    present.then(|| value.parse().expect("a number the generator wrote")),
+                ),
+                (Cur2Values::Time(b), _) => b.append_option(present.then(|| {
+                    Time::parse_iso(value)
+                        .expect("a time the generator wrote")
+                        .micros()
+                        / 1000
+                })),
+                (Cur2Values::Map(b), Cur2::Entry(_, key)) => {
+                    if present {
+                        b.keys().append_value(key);
+                        b.values().append_value(value);
+                    }
                 }
-                if !value.is_empty()
-                    && let Some((_, entries)) = maps.iter_mut().find(|(m, _)| *m == map)
-                {
-                    entries.push(format!("\"{key}\":{}", quoted()));
-                }
+                (Cur2Values::Map(_), _) => unreachable!("a map holds entries only"),
             }
-            _ if value.is_empty() => {}
-            Cur2::Double(name) => fields.push((name, value.to_string())),
-            Cur2::Text(name) | Cur2::Time(name) => fields.push((name, quoted())),
+        }
+        for column in &mut self.columns {
+            if let Cur2Values::Map(b) = column {
+                b.append(true).expect("as many keys as values");
+            }
         }
     }
-    let members: Vec<String> = fields
-        .into_iter()
-        .map(|(name, value)| format!("\"{name}\":{value}"))
-        .chain(
-            maps.into_iter()
-                .map(|(map, entries)| format!("\"{map}\":{{{}}}", entries.join(","))),
-        )
-        .collect();
-    writeln!(w, "{{{}}}", members.join(","))
+}
+
+impl Columns for Cur2Columns {
+    fn take(&mut self) -> Vec<ArrayRef> {
+        self.columns
+            .iter_mut()
+            .map(|c| match c {
+                Cur2Values::Text(b) => Arc::new(b.finish()) as ArrayRef,
+                Cur2Values::Double(b) => Arc::new(b.finish()),
+                Cur2Values::Time(b) => Arc::new(b.finish()),
+                Cur2Values::Map(b) => Arc::new(b.finish()),
+            })
+            .collect()
+    }
 }
 
 /// A tag value, or none one time in three.
@@ -764,10 +611,13 @@ pub fn aws(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
             path: path.clone(),
             source,
         };
-        let mut w = create(&path, options.format, cur2_schema)?;
-        if options.format == Format::Export {
+        let mut w = Sink::create(&path, options.format, || {
+            (cur2_schema(), Cur2Columns::new())
+        })
+        .map_err(io)?;
+        if let Sink::Text(text) = &mut w {
             let header: Vec<&str> = CUR_COLUMNS.iter().map(|(name, _)| *name).collect();
-            writeln!(w, "{}", header.join(",")).map_err(io)?;
+            writeln!(text, "{}", header.join(",")).map_err(io)?;
         }
         let start = format!("{year}-{mon:02}-01T00:00:00Z");
         let end = format!("{ny}-{nm:02}-01T00:00:00Z");
@@ -791,7 +641,6 @@ pub fn aws(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
             let cost = format!("{cost:.10}");
             cur_row(
                 &mut w,
-                options.format,
                 &[
                     &format!("{m}-{i}"),
                     &format!("{from}/{to}"),
@@ -828,7 +677,6 @@ pub fn aws(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
             let value = format!("{value:.10}");
             cur_row(
                 &mut w,
-                options.format,
                 &[
                     &format!("{m}-x{k}"),
                     &format!("{start}/{end}"),
@@ -857,7 +705,7 @@ pub fn aws(options: &Options, out: &Path) -> Result<Vec<PathBuf>> {
             )
             .map_err(io)?;
         }
-        finish(w, &path)?;
+        w.close().map_err(io)?;
         files.push(path);
         let manifest_path = out.join(manifest);
         let text = match options.format {
@@ -995,5 +843,15 @@ mod tests {
         assert!(counts[0] > counts[1] && counts[1] > counts[9]);
         assert_eq!(amount(-0.0000001), "0.000000");
         assert_eq!(days_in(2024, 2), 29);
+    }
+
+    #[test]
+    fn times_count_from_the_epoch_and_read_as_the_cur_writes_them() {
+        assert_eq!(Time::new(1970, 1, 1, 0, 0, 0).micros(), 0);
+        let t = Time::parse_iso("2024-02-29T23:59:59Z").unwrap();
+        assert_eq!(t.micros(), 1_709_251_199_000_000);
+        assert_eq!(t.to_string(), "2024-02-29 23:59:59 UTC");
+        assert_eq!(Time::new(2000, 3, 1, 0, 0, 0).micros(), 951_868_800_000_000);
+        assert!(Time::parse_iso("2024-02-29 23:59:59").is_none());
     }
 }

@@ -140,6 +140,12 @@ fn parquet_deliveries_carry_the_same_bill_as_the_exports() {
     let totals = query_csv_in(json.path(), "bigquery", gcp);
     assert_eq!(totals.lines().count(), 3, "{totals}");
     assert_eq!(query_csv_in(parquet.path(), "bigquery", gcp), totals);
+    // Row for row, every field.
+    let rows = "SELECT * FROM gcp_billing_export \
+                ORDER BY usage_start_time, billing_account_id, sku.id, cost";
+    let all = query_csv(json.path(), rows);
+    assert_eq!(all.lines().count(), 3001);
+    assert_eq!(query_csv(parquet.path(), rows), all);
 
     // AWS: a CUR 2.0 export (snake_case, doubles, maps, `user_` tag keys) of the
     // legacy CUR's rows.
