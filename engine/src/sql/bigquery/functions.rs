@@ -10,7 +10,9 @@
 //! | `NUMERIC`, `BIGNUMERIC`, `FLOAT64`, `STRING`, `BYTES`, `BOOL` | `DECIMAL(38, 9)`, `DECIMAL(76, 38)`, `DOUBLE`, `VARCHAR`, `BYTEA`, `BOOLEAN` |
 //! | `SAFE_CAST` | `TRY_CAST` |
 //! | `DATE(ts [, tz])`, `DATE(y, m, d)` | the date of `ts` in `tz` (UTC by default), `make_date` |
-//! | `TIMESTAMP_TRUNC(ts, part [, tz])`, `DATE_TRUNC(d, part)` | `date_trunc` in `tz`; weeks start on Sunday |
+//! | `TIMESTAMP_TRUNC(ts, part [, tz])`, `DATE_TRUNC(d, part)` | `date_trunc` in `tz`; weeks start on Sunday (`WEEK(<day>)` on that day) |
+//! | `DATE_DIFF(a, b, part)` | part boundaries between the dates: days apart, weeks' starts apart / 7, `date_part` year/quarter/month differences |
+//! | `TIMESTAMP_DIFF(a, b, part)` | whole parts (MICROSECOND to DAY) between the microsecond counts, truncated toward zero |
 //! | `FORMAT_TIMESTAMP(f, ts [, tz])`, `FORMAT_DATE(f, d)`, `PARSE_DATE(f, s)` | `bq_format_timestamp` (`to_char` but for numeric formats), `to_date` |
 //! | `TIMESTAMP_ADD/SUB`, `DATE_ADD/SUB` with `INTERVAL n unit` | `+`, `-` an interval |
 //! | `ARRAY_LENGTH`, `SPLIT`, `REGEXP_CONTAINS`, `REGEXP_EXTRACT`, `MOD` | `cardinality`, `string_to_array`, `regexp_like`, `regexp_match(...)[1]`, `%` |
@@ -154,15 +156,42 @@ fn try_cast(expr: &Expr, target: &str) -> Expr {
     template(&format!("TRY_CAST(X AS {target})"), &[("X", expr)])
 }
 
-/// The name of a date part written as an identifier (`DAY`) or a string.
+/// The name of a date part written as an identifier (`DAY`), a string, or a week
+/// starting on a given day (`WEEK(MONDAY)`, named `week(monday)`).
 fn part(e: &Expr) -> Result<String> {
     let text = match e {
         Expr::Identifier(i) => i.value.clone(),
+        Expr::Function(f)
+            if function_name(f).as_deref() == Some("WEEK")
+                && let Some([Expr::Identifier(day)]) = function_args(f).as_deref() =>
+        {
+            format!("week({})", day.value)
+        }
         other => literal_text(other)
             .map(str::to_string)
             .ok_or_else(|| unsupported(format!("date part {other}"), other))?,
     };
     Ok(text.to_ascii_lowercase())
+}
+
+/// For a week part (`week`, `isoweek`, `week(<day>)`), the days from the Monday
+/// DataFusion starts weeks on back to the day that starts this one.
+fn week_shift(part: &str) -> Option<u32> {
+    let day = match part {
+        "week" => "sunday",
+        "isoweek" => "monday",
+        p => p.strip_prefix("week(")?.strip_suffix(')')?,
+    };
+    const DAYS: [&str; 7] = [
+        "monday",
+        "sunday",
+        "saturday",
+        "friday",
+        "thursday",
+        "wednesday",
+        "tuesday",
+    ];
+    DAYS.iter().position(|d| *d == day).map(|i| i as u32)
 }
 
 /// `X` as a microsecond timestamp in time zone `tz`.
@@ -187,19 +216,84 @@ fn in_zone(x: &Expr, tz: Option<&Expr>) -> Result<Expr> {
     })
 }
 
-/// `date_trunc` with BigQuery's parts: `WEEK` starts on Sunday, `ISOWEEK` on Monday.
+/// `date_trunc` with BigQuery's parts: `WEEK` starts on Sunday, `ISOWEEK` on Monday,
+/// `WEEK(<day>)` on that day.
 fn trunc(x: &Expr, part: &str) -> Expr {
-    match part {
-        "week" | "week(sunday)" => template(
-            "(date_trunc('week', X + INTERVAL '1 day') - INTERVAL '1 day')",
+    match week_shift(part) {
+        Some(0) => template("date_trunc('week', X)", &[("X", x)]),
+        // DataFusion's weeks start on Monday: shift the day that starts ours onto it.
+        Some(shift) => template(
+            &format!("(date_trunc('week', X + INTERVAL '{shift} day') - INTERVAL '{shift} day')"),
             &[("X", x)],
         ),
-        "isoweek" | "week(monday)" => template("date_trunc('week', X)", &[("X", x)]),
-        p => template(
-            &format!("date_trunc({}, X)", string_literal(p)),
+        None => template(
+            &format!("date_trunc({}, X)", string_literal(part)),
             &[("X", x)],
         ),
     }
+}
+
+/// `DATE_DIFF(a, b, part)`: how many `part` boundaries lie between the dates of `b`
+/// and `a` (negative if `a` is earlier), as INT64.
+fn date_diff(a: &Expr, b: &Expr, part_expr: &Expr) -> Result<Expr> {
+    let p = part(part_expr)?;
+    let dates = [("A", a), ("B", b)];
+    let field = |name: &str, per_year: u32| {
+        template(
+            &format!(
+                "CAST((date_part('year', CAST(A AS DATE)) - date_part('year', CAST(B AS DATE))) * {per_year} \
+                 + date_part('{name}', CAST(A AS DATE)) - date_part('{name}', CAST(B AS DATE)) AS BIGINT)"
+            ),
+            &dates,
+        )
+    };
+    Ok(match p.as_str() {
+        "day" => template("(CAST(A AS DATE) - CAST(B AS DATE))", &dates),
+        "month" => field("month", 12),
+        "quarter" => field("quarter", 4),
+        "year" => template(
+            "CAST(date_part('year', CAST(A AS DATE)) - date_part('year', CAST(B AS DATE)) AS BIGINT)",
+            &dates,
+        ),
+        "isoyear" => template(
+            "CAST(date_part('isoyear', CAST(A AS DATE)) - date_part('isoyear', CAST(B AS DATE)) AS BIGINT)",
+            &dates,
+        ),
+        week if week_shift(week).is_some() => {
+            let start = |x: &Expr| {
+                template(
+                    "CAST(T AS DATE)",
+                    &[("T", &trunc(&template("CAST(X AS DATE)", &[("X", x)]), week))],
+                )
+            };
+            template("((A - B) / 7)", &[("A", &start(a)), ("B", &start(b))])
+        }
+        _ => return Err(unsupported(format!("DATE_DIFF by {p}"), part_expr)),
+    })
+}
+
+/// `TIMESTAMP_DIFF(a, b, part)`: how many whole `part`s (MICROSECOND to DAY, a day
+/// being 24 hours) lie between `b` and `a`, truncated toward zero, as INT64.
+fn timestamp_diff(a: &Expr, b: &Expr, part_expr: &Expr) -> Result<Expr> {
+    let p = part(part_expr)?;
+    let micros = match p.as_str() {
+        "microsecond" => 1,
+        "millisecond" => 1_000,
+        "second" => 1_000_000,
+        "minute" => 60_000_000,
+        "hour" => 3_600_000_000,
+        "day" => 86_400_000_000i64,
+        _ => {
+            return Err(unsupported(
+                format!("TIMESTAMP_DIFF by {p} (BigQuery allows MICROSECOND to DAY)"),
+                part_expr,
+            ));
+        }
+    };
+    Ok(template(
+        &format!("((arrow_cast(A, 'Int64') - arrow_cast(B, 'Int64')) / {micros})"),
+        &[("A", &in_zone(a, None)?), ("B", &in_zone(b, None)?)],
+    ))
 }
 
 fn function(name: &str, args: &[Expr]) -> Result<Option<Expr>> {
@@ -235,6 +329,8 @@ fn function(name: &str, args: &[Expr]) -> Result<Option<Expr>> {
         ("TIMESTAMP_ADD" | "DATE_ADD" | "DATETIME_ADD", 2) => t("(A + B)", &["A", "B"]),
         ("TIMESTAMP_SUB" | "DATE_SUB" | "DATETIME_SUB", 2) => t("(A - B)", &["A", "B"]),
         ("MOD", 2) => t("(A % B)", &["A", "B"]),
+        ("DATE_DIFF", 3) => Some(date_diff(arg(0), arg(1), arg(2))?),
+        ("TIMESTAMP_DIFF", 3) => Some(timestamp_diff(arg(0), arg(1), arg(2))?),
         ("DATE_TRUNC", 2) => Some(template(
             "CAST(X AS DATE)",
             &[("X", &trunc(arg(0), &part(arg(1))?))],
