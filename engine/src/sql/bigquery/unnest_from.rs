@@ -16,6 +16,10 @@
 //! - The alias wins over a column of the same name (`LEFT JOIN UNNEST(labels) AS
 //!   labels`): that column is excluded from the derived table.
 //! - `x.f` then reads field `f` of the struct column `x`.
+//! - `WITH OFFSET [AS o]` unnests `range(0, cardinality(<array>))` beside the array, as
+//!   `o` (`offset` by default). The array is then never filtered before the unnest (it
+//!   would renumber its elements): an inner join's `ON` joins `WHERE`; a LEFT join
+//!   with `ON` is refused.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -69,6 +73,8 @@ enum Kind {
 struct Step {
     array: Expr,
     alias: Ident,
+    /// `WITH OFFSET [AS o]`: the name of the element's position (`offset` by default).
+    offset: Option<Ident>,
     kind: Kind,
     on: Option<Expr>,
 }
@@ -119,9 +125,31 @@ impl Pass<'_> {
                 }
                 select.from.extend(rest);
                 for step in &mut steps {
-                    if let Kind::Inner = step.kind {
-                        step.on =
-                            element_filter(step.on.take(), select.selection.as_ref(), &step.alias);
+                    match (&step.kind, &step.offset) {
+                        // Filtering the array first would renumber its elements: an
+                        // inner join's `ON` becomes part of `WHERE` instead.
+                        (Kind::Inner, Some(_)) => {
+                            if let Some(on) = step.on.take() {
+                                select.selection = Some(match select.selection.take() {
+                                    None => on,
+                                    Some(w) => template("(A) AND (B)", &[("A", &on), ("B", &w)]),
+                                });
+                            }
+                        }
+                        (Kind::Left, Some(_)) if step.on.is_some() => {
+                            return Err(unsupported(
+                                "LEFT JOIN UNNEST ... WITH OFFSET ... ON",
+                                step.on.as_ref().expect("checked"),
+                            ));
+                        }
+                        (Kind::Inner, None) => {
+                            step.on = element_filter(
+                                step.on.take(),
+                                select.selection.as_ref(),
+                                &step.alias,
+                            );
+                        }
+                        (Kind::Left, _) => {}
                     }
                 }
                 if !steps.is_empty() {
@@ -189,25 +217,50 @@ impl Pass<'_> {
                     &[("A", &array), ("C", &on)],
                 );
             }
+            // Positions 0, 1, ... of the elements, unnested beside them.
+            let mut offsets = step.offset.as_ref().map(|o| {
+                let positions = template("range(0, cardinality(A))", &[("A", &array)]);
+                (positions, o)
+            });
             if let Kind::Left = step.kind {
+                if let Some((positions, _)) = &mut offsets {
+                    *positions = template(
+                        "CASE WHEN cardinality(A) > 0 THEN P ELSE make_array(CAST(NULL AS BIGINT)) END",
+                        &[("A", &array), ("P", positions)],
+                    );
+                }
                 array = template(
                     "CASE WHEN cardinality(A) > 0 THEN A ELSE make_array(NULL) END",
                     &[("A", &array)],
                 );
             }
-            let shadows = columns.as_ref().and_then(|c| {
-                c.iter()
-                    .find(|c| c.eq_ignore_ascii_case(&step.alias.value))
-                    .cloned()
-            });
-            let exclude = shadows
-                .map(|c| format!(" EXCLUDE (\"{c}\")"))
+            let names: Vec<&Ident> = std::iter::once(&step.alias)
+                .chain(step.offset.as_ref())
+                .collect();
+            let shadowed: Vec<String> = columns
+                .as_ref()
+                .map(|c| {
+                    c.iter()
+                        .filter(|c| names.iter().any(|n| c.eq_ignore_ascii_case(&n.value)))
+                        .map(|c| format!("\"{c}\""))
+                        .collect()
+                })
                 .unwrap_or_default();
+            let exclude = if shadowed.is_empty() {
+                String::new()
+            } else {
+                format!(" EXCLUDE ({})", shadowed.join(", "))
+            };
             if let Some(c) = columns.as_mut() {
-                c.retain(|c| !c.eq_ignore_ascii_case(&step.alias.value));
-                c.push(step.alias.value.clone());
+                c.retain(|c| !names.iter().any(|n| c.eq_ignore_ascii_case(&n.value)));
+                c.extend(names.iter().map(|n| n.value.clone()));
             }
-            relation = unnesting(Some((relation, &name, &exclude)), &array, &step.alias)?;
+            let elements = Unnested {
+                array: &array,
+                alias: &step.alias,
+                offsets: offsets.as_ref().map(|(p, o)| (p, *o)),
+            };
+            relation = unnesting(Some((relation, &name, &exclude)), elements)?;
         }
         Ok(relation)
     }
@@ -223,19 +276,39 @@ fn empty_unnest() -> TableFactor {
     }
 }
 
-/// `FROM UNNEST(array) AS x` first in FROM: `FROM (SELECT unnest(array) AS x) AS x`.
+/// `FROM UNNEST(array) AS x [WITH OFFSET AS o]` first in FROM:
+/// `FROM (SELECT unnest(array) AS x [, unnest(range(0, cardinality(array))) AS o]) AS x`.
 fn unnest_first(relation: TableFactor) -> Result<TableFactor> {
-    let Step { array, alias, .. } = step(relation, Kind::Inner, None)?;
-    unnesting(None, &array, &alias)
+    let Step {
+        array,
+        alias,
+        offset,
+        ..
+    } = step(relation, Kind::Inner, None)?;
+    let positions = template("range(0, cardinality(A))", &[("A", &array)]);
+    let elements = Unnested {
+        array: &array,
+        alias: &alias,
+        offsets: offset.as_ref().map(|o| (&positions, o)),
+    };
+    unnesting(None, elements)
 }
 
-/// The derived table `(SELECT [n.* [EXCLUDE (c)],] unnest(array) AS x [FROM base AS n])`,
-/// aliased `n` (or `x` without a base).
+/// What a derived table unnests: an array as `alias`, and maybe its elements'
+/// positions (an array as long) as a second column.
+struct Unnested<'a> {
+    array: &'a Expr,
+    alias: &'a Ident,
+    offsets: Option<(&'a Expr, &'a Ident)>,
+}
+
+/// The derived table `(SELECT [n.* [EXCLUDE (c)],] unnest(array) AS x [, unnest(positions)
+/// AS o] [FROM base AS n])`, aliased `n` (or `x` without a base).
 fn unnesting(
     base: Option<(TableFactor, &Ident, &str)>,
-    array: &Expr,
-    x: &Ident,
+    unnested: Unnested<'_>,
 ) -> Result<TableFactor> {
+    let x = unnested.alias;
     let (columns, from, alias) = match &base {
         Some((_, n, exclude)) => (
             format!("\"{}\".*{exclude}, ", n.value),
@@ -244,7 +317,14 @@ fn unnesting(
         ),
         None => (String::new(), String::new(), x.clone()),
     };
-    let sql = format!("SELECT {columns}unnest(__array) AS \"{}\"{from}", x.value);
+    let offset = unnested
+        .offsets
+        .map(|(_, o)| format!(", unnest(__offsets) AS \"{}\"", o.value))
+        .unwrap_or_default();
+    let sql = format!(
+        "SELECT {columns}unnest(__array) AS \"{}\"{offset}{from}",
+        x.value
+    );
     let mut query = Parser::new(&DuckDbDialect {})
         .try_with_sql(&sql)
         .and_then(|mut p| p.parse_query())
@@ -255,8 +335,16 @@ fn unnesting(
     if let Some((relation, ..)) = base {
         select.from[0].relation = relation;
     }
-    if let Some(SelectItem::ExprWithAlias { expr, .. }) = select.projection.last_mut() {
-        *expr = template("unnest(A)", &[("A", array)]);
+    let items = select.projection.len();
+    let unnests = [Some(unnested.array), unnested.offsets.map(|(p, _)| p)];
+    let first = items - unnests.iter().flatten().count();
+    for (item, array) in select.projection[first..]
+        .iter_mut()
+        .zip(unnests.into_iter().flatten())
+    {
+        if let SelectItem::ExprWithAlias { expr, .. } = item {
+            *expr = template("unnest(A)", &[("A", array)]);
+        }
     }
     Ok(TableFactor::Derived {
         lateral: false,
@@ -344,13 +432,14 @@ fn step(relation: TableFactor, kind: Kind, on: Option<Expr>) -> Result<Step> {
         alias,
         mut array_exprs,
         with_offset,
+        with_offset_alias,
         ..
     } = relation.clone()
     else {
         unreachable!("only UNNEST relations are steps")
     };
-    if with_offset || array_exprs.len() != 1 {
-        return refuse("UNNEST WITH OFFSET or of several arrays in FROM");
+    if array_exprs.len() != 1 {
+        return refuse("UNNEST of several arrays in FROM");
     }
     let Some(alias) = alias.map(|a| a.name) else {
         return refuse("UNNEST in FROM without an alias");
@@ -358,6 +447,7 @@ fn step(relation: TableFactor, kind: Kind, on: Option<Expr>) -> Result<Step> {
     Ok(Step {
         array: array_exprs.remove(0),
         alias,
+        offset: with_offset.then(|| with_offset_alias.unwrap_or_else(|| Ident::new("offset"))),
         kind,
         on,
     })
@@ -406,6 +496,14 @@ mod tests {
             (
                 "SELECT l.value FROM t, UNNEST(labels) l WHERE RAND() < l.weight AND l.key IN (SELECT k FROM keys)",
                 "SELECT l.value FROM (SELECT \"t\".*, unnest(labels) AS \"l\" FROM t AS \"t\") AS \"t\" WHERE RAND() < l.weight AND l.key IN (SELECT k FROM keys)",
+            ),
+            (
+                "SELECT x.key, i FROM t JOIN UNNEST(labels) AS x WITH OFFSET AS i ON i > 0 WHERE x.key = 'env'",
+                "SELECT x.key, i FROM (SELECT \"t\".*, unnest(labels) AS \"x\", unnest(range(0, cardinality(labels))) AS \"i\" FROM t AS \"t\") AS \"t\" WHERE (i > 0) AND (x.key = 'env')",
+            ),
+            (
+                "SELECT x.key, offset FROM t LEFT JOIN UNNEST(labels) AS x WITH OFFSET",
+                "SELECT x.key, offset FROM (SELECT \"t\".*, unnest(CASE WHEN cardinality(labels) > 0 THEN labels ELSE make_array(NULL) END) AS \"x\", unnest(CASE WHEN cardinality(labels) > 0 THEN range(0, cardinality(labels)) ELSE make_array(CAST(NULL AS BIGINT)) END) AS \"offset\" FROM t AS \"t\") AS \"t\"",
             ),
         ];
         for (input, expected) in cases {
