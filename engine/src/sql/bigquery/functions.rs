@@ -17,17 +17,19 @@
 //! | `TIMESTAMP_ADD/SUB`, `DATE_ADD/SUB` with `INTERVAL n unit` | `+`, `-` an interval |
 //! | `ARRAY_LENGTH`, `SPLIT`, `REGEXP_CONTAINS`, `REGEXP_EXTRACT`, `MOD` | `cardinality`, `string_to_array`, `regexp_like`, `regexp_match(...)[1]`, `%` |
 //! | `"text"`, `r'raw'` string literals | `'text'`, `'raw'` |
+//! | `STRUCT(a, t.b, 1)` | `STRUCT(a AS a, t.b AS b, 1 AS _field_3)` (BigQuery's field names) |
+//! | `ARRAY_AGG(x ORDER BY y LIMIT n)` | `array_slice(ARRAY_AGG(x ORDER BY y), 1, n)` |
 //! | `EXTRACT(DAYOFWEEK FROM x)` | `date_part('dow', x) + 1` (Sunday is 1) |
 //! | `a[OFFSET(i)].f`, `a[SAFE_OFFSET(i)]`, `a[i]`; `a[ORDINAL(i)]`, `a[SAFE_ORDINAL(i)]` | `a[i + 1]['f']`, `a[i + 1]`, `a[i + 1]`; `a[i]` (DataFusion counts from 1; an index out of range is NULL, where BigQuery's `OFFSET` and `ORDINAL` fail) |
 
 use sqlparser::ast::{
-    AccessExpr, BinaryOperator, CastKind, DataType, DateTimeField, ExactNumberInfo, Expr,
-    Statement, Subscript, Value,
+    AccessExpr, BinaryOperator, CastKind, DataType, DateTimeField, ExactNumberInfo, Expr, Function,
+    FunctionArgumentClause, FunctionArguments, Statement, Subscript, Value,
 };
 
 use super::ast::{
-    function_args, function_name, literal_text, rewrite_expressions, string_literal, template,
-    unsupported,
+    function_args, function_name, literal_text, quoted, rewrite_expressions, string_literal,
+    template, unsupported,
 };
 use crate::error::Result;
 
@@ -95,11 +97,65 @@ fn convert(e: &Expr) -> Result<Option<Expr>> {
                 access_chain: chain,
             }))
         }
-        Expr::Function(f) if f.over.is_none() => match (function_name(f), function_args(f)) {
-            (Some(name), Some(args)) => function(&name, &args),
-            _ => Ok(None),
-        },
+        Expr::Function(f) if f.over.is_none() => {
+            if let Some(sliced) = array_agg_limit(f) {
+                return Ok(Some(sliced));
+            }
+            match (function_name(f), function_args(f)) {
+                (Some(name), Some(args)) => function(&name, &args),
+                _ => Ok(None),
+            }
+        }
+        Expr::Struct { values, fields }
+            if fields.is_empty() && values.iter().any(|v| !matches!(v, Expr::Named { .. })) =>
+        {
+            Ok(Some(Expr::Struct {
+                values: values.iter().enumerate().map(struct_field).collect(),
+                fields: vec![],
+            }))
+        }
         _ => Ok(None),
+    }
+}
+
+/// `ARRAY_AGG(x [ORDER BY ...] LIMIT n)`: the first `n` elements of the whole aggregate
+/// (DataFusion has no LIMIT among an aggregate's arguments).
+fn array_agg_limit(f: &Function) -> Option<Expr> {
+    if function_name(f).as_deref() != Some("ARRAY_AGG") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let limit = list.clauses.iter().find_map(|c| match c {
+        FunctionArgumentClause::Limit(n) => Some(n.clone()),
+        _ => None,
+    })?;
+    let mut whole = f.clone();
+    if let FunctionArguments::List(list) = &mut whole.args {
+        list.clauses
+            .retain(|c| !matches!(c, FunctionArgumentClause::Limit(_)));
+    }
+    Some(template(
+        "array_slice(A, 1, N)",
+        &[("A", &Expr::Function(whole)), ("N", &limit)],
+    ))
+}
+
+/// A member of `STRUCT(...)` named as BigQuery names it: its alias, the last part of
+/// a column or field path (`STRUCT(sku.id)` has a field `id`), else `_field_<n>`.
+fn struct_field((i, value): (usize, &Expr)) -> Expr {
+    let name = match value {
+        Expr::Named { .. } => return value.clone(),
+        Expr::Identifier(id) => id.value.clone(),
+        Expr::CompoundIdentifier(parts) => {
+            parts.last().map_or_else(String::new, |p| p.value.clone())
+        }
+        _ => format!("_field_{}", i + 1),
+    };
+    Expr::Named {
+        expr: Box::new(value.clone()),
+        name: quoted(&name),
     }
 }
 
