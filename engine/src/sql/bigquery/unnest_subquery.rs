@@ -12,6 +12,7 @@
 //! | `v [NOT] IN (SELECT e FROM UNNEST(a) ...)`, `v [NOT] IN UNNEST(a)` | `array_has(...) IS [NOT] TRUE` |
 //! | `[NOT] EXISTS (SELECT ... FROM UNNEST(a) x WHERE w)` | `array_any_match(a, x -> w) IS [NOT] TRUE` (no list is built) |
 //! | `[NOT] EXISTS (SELECT ... FROM UNNEST(a))` | `(cardinality(a) > 0) IS [NOT] TRUE` |
+//! | `ARRAY(SELECT e FROM UNNEST(a) x [WHERE w])` | `coalesce(array_transform(array_filter(a, x -> w), x -> e), make_array())` (`[]` for no rows) |
 //!
 //! Truth tests are `IS [NOT] TRUE`, not `[NOT] coalesce(x, false)`: the optimizer
 //! splits `NOT coalesce(x, false)` into `x IS NULL OR NOT x`, which computes `x` twice.
@@ -20,7 +21,9 @@
 //! keeps BigQuery's result type (DataFusion's `array_sum` turns NUMERIC into FLOAT64).
 //! With no alias, bare names in the subquery are the element's fields.
 
-use sqlparser::ast::{Expr, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor};
+use sqlparser::ast::{
+    Expr, FunctionArguments, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor,
+};
 
 use super::ast::{
     bind_element, function_args, function_name, rewrite_expressions, template, unsupported,
@@ -59,6 +62,20 @@ impl OverUnnest {
 fn convert(e: &Expr, counter: &mut usize) -> Result<Option<Expr>> {
     Ok(match e {
         Expr::Subquery(q) => over_unnest(q, counter)?.map(scalar),
+        Expr::Function(f) if function_name(f).as_deref() == Some("ARRAY") => {
+            let FunctionArguments::Subquery(q) = &f.args else {
+                return Ok(None);
+            };
+            let Some(u) = over_unnest(q, counter)? else {
+                return Err(unsupported(
+                    "ARRAY(SELECT ...) of anything but UNNEST(array)",
+                    q.as_ref(),
+                ));
+            };
+            // Zero rows, even of a NULL array, make an empty array.
+            let values = transform(&u.selected(), &u.param, &u.item);
+            Some(template("coalesce(V, make_array())", &[("V", &values)]))
+        }
         Expr::InSubquery {
             expr,
             subquery,
@@ -251,6 +268,10 @@ mod tests {
     #[test]
     fn subqueries_over_unnest_become_array_functions() {
         let cases = [
+            (
+                "SELECT ARRAY(SELECT c.id FROM UNNEST(credits) c WHERE c.amount < 0) FROM t",
+                "SELECT coalesce(array_transform(array_filter(credits, __e1 -> __e1['amount'] < 0), __e1 -> __e1['id']), make_array()) FROM t",
+            ),
             (
                 "SELECT IFNULL((SELECT SUM(c.amount) FROM UNNEST(credits) c), 0) FROM t",
                 "SELECT IFNULL(bq_array_sum(array_transform(credits, __e1 -> __e1['amount'])), 0) FROM t",
