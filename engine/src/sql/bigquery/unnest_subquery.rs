@@ -14,6 +14,9 @@
 //! | `[NOT] EXISTS (SELECT ... FROM UNNEST(a))` | `(cardinality(a) > 0) IS [NOT] TRUE` |
 //! | `ARRAY(SELECT e FROM UNNEST(a) x [WHERE w])` | `coalesce(array_transform(array_filter(a, x -> w), x -> e), make_array())` (`[]` for no rows) |
 //!
+//! `LIMIT n` keeps the first `n` selected values (`array_slice`), or makes a scalar
+//! NULL and `EXISTS` false when `n` is 0.
+//!
 //! Truth tests are `IS [NOT] TRUE`, not `[NOT] coalesce(x, false)`: the optimizer
 //! splits `NOT coalesce(x, false)` into `x IS NULL OR NOT x`, which computes `x` twice.
 //!
@@ -22,7 +25,8 @@
 //! With no alias, bare names in the subquery are the element's fields.
 
 use sqlparser::ast::{
-    Expr, FunctionArguments, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor,
+    Expr, FunctionArguments, GroupByExpr, LimitClause, Query, SelectItem, SetExpr, Statement,
+    TableFactor,
 };
 
 use super::ast::{
@@ -44,9 +48,31 @@ struct OverUnnest {
     /// The subquery's WHERE.
     filter: Option<Expr>,
     item: Expr,
+    /// The subquery's `LIMIT n`.
+    limit: Option<Expr>,
 }
 
 impl OverUnnest {
+    /// `e`, or NULL (`otherwise`) under a `LIMIT` that keeps no row.
+    fn limited(&self, e: Expr, otherwise: &str) -> Expr {
+        match &self.limit {
+            None => e,
+            Some(n) => template(
+                &format!("CASE WHEN N >= 1 THEN E ELSE {otherwise} END"),
+                &[("N", n), ("E", &e)],
+            ),
+        }
+    }
+
+    /// The selected values: `item` of each selected element, the first `n` under `LIMIT n`.
+    fn values(&self) -> Expr {
+        let all = transform(&self.selected(), &self.param, &self.item);
+        match &self.limit {
+            None => all,
+            Some(n) => template("array_slice(A, 1, N)", &[("A", &all), ("N", n)]),
+        }
+    }
+
     /// The elements the subquery selects from: the array, filtered by the WHERE.
     fn selected(&self) -> Expr {
         match &self.filter {
@@ -61,7 +87,7 @@ impl OverUnnest {
 
 fn convert(e: &Expr, counter: &mut usize) -> Result<Option<Expr>> {
     Ok(match e {
-        Expr::Subquery(q) => over_unnest(q, counter)?.map(scalar),
+        Expr::Subquery(q) => over_unnest(q, counter)?.map(|u| u.limited(scalar(&u), "NULL")),
         Expr::Function(f) if function_name(f).as_deref() == Some("ARRAY") => {
             let FunctionArguments::Subquery(q) = &f.args else {
                 return Ok(None);
@@ -73,20 +99,13 @@ fn convert(e: &Expr, counter: &mut usize) -> Result<Option<Expr>> {
                 ));
             };
             // Zero rows, even of a NULL array, make an empty array.
-            let values = transform(&u.selected(), &u.param, &u.item);
-            Some(template("coalesce(V, make_array())", &[("V", &values)]))
+            Some(template("coalesce(V, make_array())", &[("V", &u.values())]))
         }
         Expr::InSubquery {
             expr,
             subquery,
             negated,
-        } => match over_unnest(subquery, counter)? {
-            Some(u) => {
-                let values = transform(&u.selected(), &u.param, &u.item);
-                Some(membership(&values, expr, *negated))
-            }
-            None => None,
-        },
+        } => over_unnest(subquery, counter)?.map(|u| membership(&u.values(), expr, *negated)),
         Expr::InUnnest {
             expr,
             array_expr,
@@ -101,7 +120,7 @@ fn convert(e: &Expr, counter: &mut usize) -> Result<Option<Expr>> {
                         &[("A", &u.array), ("W", w)],
                     ),
                 };
-                Some(is_true(any, *negated))
+                Some(is_true(u.limited(any, "false"), *negated))
             }
             None => None,
         },
@@ -132,9 +151,10 @@ fn transform(array: &Expr, param: &str, item: &Expr) -> Expr {
     template(&text, &[("A", array), ("B", item)])
 }
 
-fn scalar(u: OverUnnest) -> Expr {
+fn scalar(u: &OverUnnest) -> Expr {
     let array = u.selected();
     let OverUnnest { param, item, .. } = u;
+    let (param, item) = (param.clone(), item.clone());
     let aggregate = match &item {
         Expr::Function(f) if f.over.is_none() => function_name(f).zip(function_args(f)),
         _ => None,
@@ -217,9 +237,18 @@ fn over_unnest(q: &Query, counter: &mut usize) -> Result<Option<OverUnnest>> {
     if *with_offset || array_exprs.len() != 1 {
         return refuse("WITH OFFSET or several arrays");
     }
-    if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() {
-        return refuse("WITH, ORDER BY or LIMIT");
+    if q.with.is_some() || q.order_by.is_some() {
+        return refuse("WITH or ORDER BY");
     }
+    let limit = match &q.limit_clause {
+        None => None,
+        Some(LimitClause::LimitOffset {
+            limit: Some(n),
+            offset: None,
+            limit_by,
+        }) if limit_by.is_empty() => Some(n.clone()),
+        Some(_) => return refuse("OFFSET"),
+    };
     if !matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
         || select.having.is_some()
         || select.distinct.is_some()
@@ -248,6 +277,7 @@ fn over_unnest(q: &Query, counter: &mut usize) -> Result<Option<OverUnnest>> {
         array: array_exprs[0].clone(),
         filter,
         item,
+        limit,
     }))
 }
 
@@ -300,6 +330,10 @@ mod tests {
                 "SELECT 'a' IN UNNEST(xs) FROM t",
                 "SELECT array_has(xs, 'a') IS TRUE FROM t",
             ),
+            (
+                "SELECT (SELECT l.value FROM UNNEST(labels) l WHERE l.key = 'env' LIMIT 1) FROM t",
+                "SELECT CASE WHEN 1 >= 1 THEN array_element(array_transform(array_filter(labels, __e1 -> __e1['key'] = 'env'), __e1 -> __e1['value']), 1) ELSE NULL END FROM t",
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(rewritten(input), expected, "{input}");
@@ -316,9 +350,7 @@ mod tests {
         .remove(0);
         let err = rewrite(&mut s).unwrap_err().to_string();
         assert!(
-            err.starts_with(
-                "SQL error: unsupported: WITH, ORDER BY or LIMIT in a subquery over UNNEST"
-            ),
+            err.starts_with("SQL error: unsupported: WITH or ORDER BY in a subquery over UNNEST"),
             "{err}"
         );
     }
