@@ -14,8 +14,10 @@
 //! | `[NOT] EXISTS (SELECT ... FROM UNNEST(a))` | `(cardinality(a) > 0) IS [NOT] TRUE` |
 //! | `ARRAY(SELECT e FROM UNNEST(a) x [WHERE w])` | `coalesce(array_transform(array_filter(a, x -> w), x -> e), make_array())` (`[]` for no rows) |
 //!
-//! `LIMIT n` keeps the first `n` selected values (`array_slice`), or makes a scalar
-//! NULL and `EXISTS` false when `n` is 0.
+//! `ORDER BY` the selected value (as written, its alias, or `1`) sorts the values
+//! (`array_sort`, NULLs first ascending and last descending, as BigQuery); `LIMIT n`
+//! keeps the first `n` of them (`array_slice`), or makes a scalar NULL and `EXISTS`
+//! false when `n` is 0.
 //!
 //! Truth tests are `IS [NOT] TRUE`, not `[NOT] coalesce(x, false)`: the optimizer
 //! splits `NOT coalesce(x, false)` into `x IS NULL OR NOT x`, which computes `x` twice.
@@ -25,8 +27,8 @@
 //! With no alias, bare names in the subquery are the element's fields.
 
 use sqlparser::ast::{
-    Expr, FunctionArguments, GroupByExpr, LimitClause, Query, SelectItem, SetExpr, Statement,
-    TableFactor,
+    Expr, FunctionArguments, GroupByExpr, Ident, LimitClause, OrderByKind, Query, SelectItem,
+    SetExpr, Statement, TableFactor, Value,
 };
 
 use super::ast::{
@@ -50,6 +52,8 @@ struct OverUnnest {
     item: Expr,
     /// The subquery's `LIMIT n`.
     limit: Option<Expr>,
+    /// The subquery's `ORDER BY` of its selected value: (descending, NULLs first).
+    order: Option<(bool, bool)>,
 }
 
 impl OverUnnest {
@@ -64,12 +68,32 @@ impl OverUnnest {
         }
     }
 
-    /// The selected values: `item` of each selected element, the first `n` under `LIMIT n`.
-    fn values(&self) -> Expr {
+    /// The selected values: `item` of each selected element, in the `ORDER BY`'s order.
+    fn ordered(&self) -> Expr {
         let all = transform(&self.selected(), &self.param, &self.item);
-        match &self.limit {
+        match self.order {
             None => all,
-            Some(n) => template("array_slice(A, 1, N)", &[("A", &all), ("N", n)]),
+            Some((descending, nulls_first)) => template(
+                &format!(
+                    "array_sort(A, '{}', '{}')",
+                    if descending { "DESC" } else { "ASC" },
+                    if nulls_first {
+                        "NULLS FIRST"
+                    } else {
+                        "NULLS LAST"
+                    }
+                ),
+                &[("A", &all)],
+            ),
+        }
+    }
+
+    /// The selected values in order, the first `n` under `LIMIT n`.
+    fn values(&self) -> Expr {
+        let ordered = self.ordered();
+        match &self.limit {
+            None => ordered,
+            Some(n) => template("array_slice(A, 1, N)", &[("A", &ordered), ("N", n)]),
         }
     }
 
@@ -159,11 +183,9 @@ fn scalar(u: &OverUnnest) -> Expr {
         Expr::Function(f) if f.over.is_none() => function_name(f).zip(function_args(f)),
         _ => None,
     };
+    let first_selected = || template("array_element(T, 1)", &[("T", &u.ordered())]);
     let Some((name, args)) = aggregate else {
-        return template(
-            "array_element(T, 1)",
-            &[("T", &transform(&array, &param, &item))],
-        );
+        return first_selected();
     };
     let first = args.first().cloned();
     let values = |arg: &Option<Expr>| arg.as_ref().map(|a| transform(&array, &param, a));
@@ -202,10 +224,7 @@ fn scalar(u: &OverUnnest) -> Expr {
             "NOT array_any_match(V, __x -> NOT __x)",
             &[("V", &v)],
         )),
-        _ => template(
-            "array_element(T, 1)",
-            &[("T", &transform(&array, &param, &item))],
-        ),
+        _ => first_selected(),
     }
 }
 
@@ -237,8 +256,8 @@ fn over_unnest(q: &Query, counter: &mut usize) -> Result<Option<OverUnnest>> {
     if *with_offset || array_exprs.len() != 1 {
         return refuse("WITH OFFSET or several arrays");
     }
-    if q.with.is_some() || q.order_by.is_some() {
-        return refuse("WITH or ORDER BY");
+    if q.with.is_some() {
+        return refuse("WITH");
     }
     let limit = match &q.limit_clause {
         None => None,
@@ -259,14 +278,27 @@ fn over_unnest(q: &Query, counter: &mut usize) -> Result<Option<OverUnnest>> {
     let param = format!("__e{counter}");
     let alias = alias.as_ref().map(|a| a.name.value.as_str());
     // `SELECT *` of an UNNEST is its element.
-    let item = match select.projection.as_slice() {
-        [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => {
-            let mut e = e.clone();
-            bind_element(&mut e, alias, &param);
-            e
-        }
-        [SelectItem::Wildcard(_)] => Expr::Identifier(param.as_str().into()),
+    let (item, written, named) = match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] => (e.clone(), Some(e), None),
+        [SelectItem::ExprWithAlias { expr: e, alias }] => (e.clone(), Some(e), Some(alias)),
+        [SelectItem::Wildcard(_)] => (Expr::Identifier(param.as_str().into()), None, None),
         _ => return refuse("a select list other than one expression"),
+    };
+    let mut item = item;
+    if written.is_some() {
+        bind_element(&mut item, alias, &param);
+    }
+    // Only the selected value can be ordered by: the list of values is what is sorted.
+    let order = match q.order_by.as_ref().map(|o| &o.kind) {
+        None => None,
+        Some(OrderByKind::Expressions(keys)) => match keys.as_slice() {
+            [key] if orders_selected(&key.expr, written, named) => {
+                let descending = key.options.asc == Some(false);
+                Some((descending, key.options.nulls_first.unwrap_or(!descending)))
+            }
+            _ => return refuse("ORDER BY other than the selected value"),
+        },
+        Some(OrderByKind::All(_)) => return refuse("ORDER BY ALL"),
     };
     let filter = select.selection.clone().map(|mut filter| {
         bind_element(&mut filter, alias, &param);
@@ -278,7 +310,16 @@ fn over_unnest(q: &Query, counter: &mut usize) -> Result<Option<OverUnnest>> {
         filter,
         item,
         limit,
+        order,
     }))
+}
+
+/// Whether an `ORDER BY` key is the select list's one value: `1`, the value as written,
+/// or its alias.
+fn orders_selected(key: &Expr, written: Option<&Expr>, named: Option<&Ident>) -> bool {
+    let ordinal = matches!(key, Expr::Value(v) if v.value == Value::Number("1".into(), false));
+    let alias = matches!((key, named), (Expr::Identifier(k), Some(n)) if k.value.eq_ignore_ascii_case(&n.value));
+    ordinal || alias || written == Some(key)
 }
 
 #[cfg(test)]
@@ -344,13 +385,15 @@ mod tests {
     fn unsupported_shapes_are_named() {
         let mut s = Parser::parse_sql(
             &BigQueryDialect {},
-            "SELECT (SELECT c.amount FROM UNNEST(credits) c ORDER BY 1 LIMIT 1) FROM t",
+            "SELECT (SELECT c.amount FROM UNNEST(credits) c ORDER BY c.name LIMIT 1) FROM t",
         )
         .unwrap()
         .remove(0);
         let err = rewrite(&mut s).unwrap_err().to_string();
         assert!(
-            err.starts_with("SQL error: unsupported: WITH or ORDER BY in a subquery over UNNEST"),
+            err.starts_with(
+                "SQL error: unsupported: ORDER BY other than the selected value in a subquery over UNNEST"
+            ),
             "{err}"
         );
     }
