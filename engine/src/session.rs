@@ -60,9 +60,9 @@ impl Session {
     /// below 256 MiB and the sorts' reserves take at most a quarter of it. An
     /// out-of-memory error names the largest consumers.
     pub fn with_memory_limit(bytes: usize) -> Result<Self> {
-        let rows = (bytes / LIMIT_BYTES_PER_BATCH_ROW)
-            .clamp(MIN_BATCH_ROWS, SessionConfig::new().batch_size());
-        let mut config = SessionConfig::new().with_batch_size(rows);
+        let config = SessionConfig::new();
+        let rows = (bytes / LIMIT_BYTES_PER_BATCH_ROW).clamp(MIN_BATCH_ROWS, config.batch_size());
+        let mut config = config.with_batch_size(rows);
         let sorts = config.target_partitions();
         let execution = &mut config.options_mut().execution;
         execution.sort_spill_reservation_bytes = execution

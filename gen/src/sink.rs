@@ -42,12 +42,7 @@ pub(crate) trait Columns {
 /// An export file being written: text (gzip), or Parquet from columns `C`.
 pub(crate) enum Sink<C> {
     Text(Gz),
-    Parquet {
-        columns: C,
-        rows: usize,
-        schema: SchemaRef,
-        writer: ArrowWriter<File>,
-    },
+    Parquet(ParquetFile<C>),
 }
 
 impl<C: Columns> Sink<C> {
@@ -66,24 +61,9 @@ impl<C: Columns> Sink<C> {
             Format::Export => Ok(Sink::Text(gz(file))),
             Format::Parquet => {
                 let (schema, columns) = parquet();
-                Self::parquet(file, schema, columns)
+                ParquetFile::new(file, schema, columns).map(Sink::Parquet)
             }
         }
-    }
-
-    fn parquet(file: File, schema: SchemaRef, columns: C) -> io::Result<Self> {
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
-            .map_err(io::Error::other)?;
-        Ok(Sink::Parquet {
-            columns,
-            rows: 0,
-            schema,
-            writer,
-        })
     }
 
     /// Writes a text line (`text`), or appends a row to the columns (`append`).
@@ -94,46 +74,68 @@ impl<C: Columns> Sink<C> {
     ) -> io::Result<()> {
         match self {
             Sink::Text(w) => text(w),
-            Sink::Parquet { columns, rows, .. } => {
-                append(columns);
-                *rows += 1;
-                if *rows == ROW_GROUP_ROWS {
-                    self.write_row_group()?;
-                }
-                Ok(())
-            }
+            Sink::Parquet(p) => p.row(append),
         }
     }
 
-    fn write_row_group(&mut self) -> io::Result<()> {
-        if let Sink::Parquet {
+    /// Writes what is buffered and closes the file.
+    pub fn close(self) -> io::Result<()> {
+        match self {
+            Sink::Text(w) => {
+                w.into_inner().map_err(|e| e.into_error())?.finish()?;
+                Ok(())
+            }
+            Sink::Parquet(p) => p.close(),
+        }
+    }
+}
+
+/// A Parquet file being written, a row group at a time.
+pub(crate) struct ParquetFile<C> {
+    columns: C,
+    /// Rows in the columns, not yet written.
+    rows: usize,
+    schema: SchemaRef,
+    writer: ArrowWriter<File>,
+}
+
+impl<C: Columns> ParquetFile<C> {
+    fn new(file: File, schema: SchemaRef, columns: C) -> io::Result<Self> {
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
+            .map_err(io::Error::other)?;
+        Ok(Self {
             columns,
-            rows,
+            rows: 0,
             schema,
             writer,
-        } = self
-        {
-            *rows = 0;
-            let batch =
-                RecordBatch::try_new(schema.clone(), columns.take()).map_err(io::Error::other)?;
-            writer.write(&batch).map_err(io::Error::other)?;
+        })
+    }
+
+    fn row(&mut self, append: impl FnOnce(&mut C)) -> io::Result<()> {
+        append(&mut self.columns);
+        self.rows += 1;
+        if self.rows == ROW_GROUP_ROWS {
+            self.write_row_group()?;
         }
         Ok(())
     }
 
-    /// Writes what is buffered and closes the file.
-    pub fn close(mut self) -> io::Result<()> {
-        if matches!(self, Sink::Parquet { rows, .. } if rows > 0) {
+    fn write_row_group(&mut self) -> io::Result<()> {
+        self.rows = 0;
+        let batch = RecordBatch::try_new(self.schema.clone(), self.columns.take())
+            .map_err(io::Error::other)?;
+        self.writer.write(&batch).map_err(io::Error::other)
+    }
+
+    fn close(mut self) -> io::Result<()> {
+        if self.rows > 0 {
             self.write_row_group()?;
         }
-        match self {
-            Sink::Text(w) => {
-                w.into_inner().map_err(|e| e.into_error())?.finish()?;
-            }
-            Sink::Parquet { writer, .. } => {
-                writer.close().map_err(io::Error::other)?;
-            }
-        }
+        self.writer.close().map_err(io::Error::other)?;
         Ok(())
     }
 }

@@ -294,27 +294,16 @@ fn trunc(x: &Expr, part: &str) -> Expr {
 fn date_diff(a: &Expr, b: &Expr, part_expr: &Expr) -> Result<Expr> {
     let p = part(part_expr)?;
     let dates = [("A", a), ("B", b)];
-    let field = |name: &str, per_year: u32| {
-        template(
-            &format!(
-                "CAST((date_part('year', CAST(A AS DATE)) - date_part('year', CAST(B AS DATE))) * {per_year} \
-                 + date_part('{name}', CAST(A AS DATE)) - date_part('{name}', CAST(B AS DATE)) AS BIGINT)"
-            ),
-            &dates,
-        )
+    // How far apart `date_part(name, ...)` of the two dates is.
+    let apart = |name: &str| {
+        format!("(date_part('{name}', CAST(A AS DATE)) - date_part('{name}', CAST(B AS DATE)))")
     };
+    let count = |text: String| template(&format!("CAST({text} AS BIGINT)"), &dates);
     Ok(match p.as_str() {
         "day" => template("(CAST(A AS DATE) - CAST(B AS DATE))", &dates),
-        "month" => field("month", 12),
-        "quarter" => field("quarter", 4),
-        "year" => template(
-            "CAST(date_part('year', CAST(A AS DATE)) - date_part('year', CAST(B AS DATE)) AS BIGINT)",
-            &dates,
-        ),
-        "isoyear" => template(
-            "CAST(date_part('isoyear', CAST(A AS DATE)) - date_part('isoyear', CAST(B AS DATE)) AS BIGINT)",
-            &dates,
-        ),
+        "year" | "isoyear" => count(apart(&p)),
+        "quarter" => count(format!("{} * 4 + {}", apart("year"), apart("quarter"))),
+        "month" => count(format!("{} * 12 + {}", apart("year"), apart("month"))),
         week if week_shift(week).is_some() => {
             let start = |x: &Expr| {
                 template(

@@ -132,7 +132,7 @@ impl Pass<'_> {
                             if let Some(on) = step.on.take() {
                                 select.selection = Some(match select.selection.take() {
                                     None => on,
-                                    Some(w) => template("(A) AND (B)", &[("A", &on), ("B", &w)]),
+                                    Some(w) => and(&on, &w),
                                 });
                             }
                         }
@@ -218,10 +218,7 @@ impl Pass<'_> {
                 );
             }
             // Positions 0, 1, ... of the elements, unnested beside them.
-            let mut offsets = step.offset.as_ref().map(|o| {
-                let positions = template("range(0, cardinality(A))", &[("A", &array)]);
-                (positions, o)
-            });
+            let mut offsets = step.offset.as_ref().map(|o| (positions(&array), o));
             if let Kind::Left = step.kind {
                 if let Some((positions, _)) = &mut offsets {
                     *positions = template(
@@ -285,13 +282,22 @@ fn unnest_first(relation: TableFactor) -> Result<TableFactor> {
         offset,
         ..
     } = step(relation, Kind::Inner, None)?;
-    let positions = template("range(0, cardinality(A))", &[("A", &array)]);
+    let positions = positions(&array);
     let elements = Unnested {
         array: &array,
         alias: &alias,
         offsets: offset.as_ref().map(|o| (&positions, o)),
     };
     unnesting(None, elements)
+}
+
+/// The positions of `array`'s elements: `[0, 1, ..., n - 1]`.
+fn positions(array: &Expr) -> Expr {
+    template("range(0, cardinality(A))", &[("A", array)])
+}
+
+fn and(a: &Expr, b: &Expr) -> Expr {
+    template("(A) AND (B)", &[("A", a), ("B", b)])
 }
 
 /// What a derived table unnests: an array as `alias`, and maybe its elements'
@@ -335,13 +341,12 @@ fn unnesting(
     if let Some((relation, ..)) = base {
         select.from[0].relation = relation;
     }
-    let items = select.projection.len();
-    let unnests = [Some(unnested.array), unnested.offsets.map(|(p, _)| p)];
-    let first = items - unnests.iter().flatten().count();
-    for (item, array) in select.projection[first..]
-        .iter_mut()
-        .zip(unnests.into_iter().flatten())
-    {
+    // The last items of the select list: `unnest(__array)`, `unnest(__offsets)`.
+    let unnests: Vec<&Expr> = std::iter::once(unnested.array)
+        .chain(unnested.offsets.map(|(p, _)| p))
+        .collect();
+    let first = select.projection.len() - unnests.len();
+    for (item, array) in select.projection[first..].iter_mut().zip(unnests) {
         if let SelectItem::ExprWithAlias { expr, .. } = item {
             *expr = template("unnest(A)", &[("A", array)]);
         }
@@ -373,7 +378,7 @@ fn element_filter(on: Option<Expr>, selection: Option<&Expr>, alias: &Ident) -> 
         .fold(on, |all, c| {
             Some(match all {
                 None => c,
-                Some(all) => template("(A) AND (B)", &[("A", &all), ("B", &c)]),
+                Some(all) => and(&all, &c),
             })
         })
 }

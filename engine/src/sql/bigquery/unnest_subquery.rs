@@ -177,9 +177,8 @@ fn transform(array: &Expr, param: &str, item: &Expr) -> Expr {
 
 fn scalar(u: &OverUnnest) -> Expr {
     let array = u.selected();
-    let OverUnnest { param, item, .. } = u;
-    let (param, item) = (param.clone(), item.clone());
-    let aggregate = match &item {
+    let (param, item) = (&u.param, &u.item);
+    let aggregate = match item {
         Expr::Function(f) if f.over.is_none() => function_name(f).zip(function_args(f)),
         _ => None,
     };
@@ -188,7 +187,7 @@ fn scalar(u: &OverUnnest) -> Expr {
         return first_selected();
     };
     let first = args.first().cloned();
-    let values = |arg: &Option<Expr>| arg.as_ref().map(|a| transform(&array, &param, a));
+    let values = |arg: &Option<Expr>| arg.as_ref().map(|a| transform(&array, param, a));
     let nonempty = |e: &Expr| {
         template(
             "CASE WHEN cardinality(A) > 0 THEN E END",
@@ -278,16 +277,20 @@ fn over_unnest(q: &Query, counter: &mut usize) -> Result<Option<OverUnnest>> {
     let param = format!("__e{counter}");
     let alias = alias.as_ref().map(|a| a.name.value.as_str());
     // `SELECT *` of an UNNEST is its element.
-    let (item, written, named) = match select.projection.as_slice() {
-        [SelectItem::UnnamedExpr(e)] => (e.clone(), Some(e), None),
-        [SelectItem::ExprWithAlias { expr: e, alias }] => (e.clone(), Some(e), Some(alias)),
-        [SelectItem::Wildcard(_)] => (Expr::Identifier(param.as_str().into()), None, None),
+    let (written, named) = match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] => (Some(e), None),
+        [SelectItem::ExprWithAlias { expr: e, alias }] => (Some(e), Some(alias)),
+        [SelectItem::Wildcard(_)] => (None, None),
         _ => return refuse("a select list other than one expression"),
     };
-    let mut item = item;
-    if written.is_some() {
-        bind_element(&mut item, alias, &param);
-    }
+    let item = match written {
+        Some(e) => {
+            let mut e = e.clone();
+            bind_element(&mut e, alias, &param);
+            e
+        }
+        None => Expr::Identifier(param.as_str().into()),
+    };
     // Only the selected value can be ordered by: the list of values is what is sorted.
     let order = match q.order_by.as_ref().map(|o| &o.kind) {
         None => None,
