@@ -17,12 +17,16 @@
 //! - [`verify`] re-reads sources and store and reconciles them with the catalog.
 //! - [`session`] is a DataFusion context with the store's tables and the billing
 //!   functions of `billq-udfs`; [`sql`] holds the BigQuery front end. Plans read only
-//!   the record fields they use of lists such as `credits` (`nested_reads`).
+//!   the record fields they use of lists such as `credits` (`nested_reads`), and
+//!   group by stored text through its dictionary (`dictionary_reads`,
+//!   `dictionary_group_by`).
 
 pub mod catalog;
 pub mod config;
 pub mod convert;
 pub mod deliveries;
+mod dictionary_group_by;
+mod dictionary_reads;
 pub mod error;
 pub mod focus;
 pub mod formats;
@@ -36,6 +40,8 @@ pub mod session;
 pub mod source;
 pub mod sql;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -13,6 +13,9 @@
 //! `array_any_match`, `array_filter`), `credits[OFFSET(0)].id`. Any other use of the
 //! list or of an element (output, `TO_JSON_STRING`, comparison, an operator the
 //! analysis does not follow) reads the whole column, and the table keeps it whole.
+//!
+//! The same table made anew also declares the text fields the plan groups by alone
+//! as dictionaries (`crate::dictionary_reads`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -22,12 +25,15 @@ use datafusion::catalog::TableProvider;
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, TableReference};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
+use crate::dictionary_reads::{self, DictionaryParquet, Leaf};
+
 /// The stored tables `plan` scans, by the reference it scans them with, made anew
-/// with their list-of-records columns narrowed to the fields the plan reads; empty
-/// when nothing narrows.
+/// with their list-of-records columns narrowed to the fields the plan reads and the
+/// text it groups by alone read as dictionaries; empty when nothing changes.
 pub fn narrowed_tables(
     plan: &LogicalPlan,
 ) -> Result<HashMap<TableReference, Arc<dyn TableProvider>>> {
@@ -45,7 +51,8 @@ pub fn narrowed_tables(
         .filter_map(|(column, read)| Some((column, read?)))
         .filter(|(_, read)| !read.is_empty())
         .collect();
-    if read.is_empty() {
+    let grouped = dictionary_reads::grouped_leaves(plan);
+    if read.is_empty() && grouped.is_empty() {
         return Ok(tables);
     }
     plan.apply_with_subqueries(|node| {
@@ -53,7 +60,7 @@ pub fn narrowed_tables(
             && !tables.contains_key(&scan.table_name)
             && let Ok(provider) = source_as_provider(&scan.source)
             && let Some(listing) = provider.downcast_ref::<ListingTable>()
-            && let Some(table) = narrowed_table(listing, &read)?
+            && let Some(table) = narrowed_table(listing, &read, grouped.get(&scan.table_name))?
         {
             tables.insert(scan.table_name.clone(), table);
         }
@@ -62,11 +69,12 @@ pub fn narrowed_tables(
     Ok(tables)
 }
 
-/// `table` with each list-of-records column in `read` keeping only those fields, if
-/// any column narrows.
+/// `table` with each list-of-records column in `read` keeping only those fields and
+/// the text at `grouped` read as dictionaries, if anything changes.
 fn narrowed_table(
     table: &ListingTable,
     read: &HashMap<String, BTreeSet<String>>,
+    grouped: Option<&BTreeSet<(String, Leaf)>>,
 ) -> Result<Option<Arc<dyn TableProvider>>> {
     if !table.options().table_partition_cols.is_empty() {
         return Ok(None);
@@ -101,15 +109,24 @@ fn narrowed_table(
             }
         })
         .collect();
+    let mut schema = Schema::new_with_metadata(fields, schema.metadata().clone());
+    let mut options = table.options().clone();
+    let parquet = options.format.downcast_ref::<ParquetFormat>();
+    if let (Some(grouped), Some(parquet)) = (grouped, parquet) {
+        let leaves = grouped.iter().map(|(c, p)| (c.as_str(), p.as_slice()));
+        if let Some(dictionaries) = dictionary_reads::with_dictionaries(&schema, leaves) {
+            schema = dictionaries;
+            let format = ParquetFormat::default().with_options(parquet.options().clone());
+            options.format = Arc::new(DictionaryParquet(format));
+            narrowed = true;
+        }
+    }
     if !narrowed {
         return Ok(None);
     }
     let config = ListingTableConfig::new_with_multi_paths(table.table_paths().clone())
-        .with_listing_options(table.options().clone())
-        .with_schema(Arc::new(Schema::new_with_metadata(
-            fields,
-            schema.metadata().clone(),
-        )));
+        .with_listing_options(options)
+        .with_schema(Arc::new(schema));
     Ok(Some(Arc::new(ListingTable::try_new(config)?)))
 }
 
@@ -499,26 +516,7 @@ mod tests {
             ),
         ];
         for (sql, expected) in cases {
-            let batches = s
-                .sql(sql, Dialect::BigQuery)
-                .await
-                .unwrap()
-                .collect()
-                .await
-                .unwrap();
-            let options = arrow::util::display::FormatOptions::default();
-            let mut rows = Vec::new();
-            for b in &batches {
-                let formatters: Vec<_> = b
-                    .columns()
-                    .iter()
-                    .map(|c| arrow::util::display::ArrayFormatter::try_new(c, &options).unwrap())
-                    .collect();
-                for r in 0..b.num_rows() {
-                    let cells: Vec<_> = formatters.iter().map(|f| f.value(r).to_string()).collect();
-                    rows.push(cells.join(" "));
-                }
-            }
+            let rows = crate::testing::rows(&s, sql, Dialect::BigQuery).await;
             assert_eq!(rows.join("\n"), expected, "{sql}");
         }
     }

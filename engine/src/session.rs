@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow::datatypes::DataType;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
     MemorySchemaProvider, SchemaProvider, TableProvider,
@@ -15,11 +16,14 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
 
 use crate::catalog::Catalog;
 use crate::convert::{ConvertOptions, convert};
+use crate::dictionary_group_by::DictionaryGroupBy;
+use crate::dictionary_reads;
 use crate::error::{Error, Result};
 use crate::nested_reads;
 use crate::sql::bigquery::Columns;
@@ -77,7 +81,11 @@ impl Session {
         )))
     }
 
-    fn with_context(ctx: SessionContext) -> Self {
+    pub(crate) fn with_context(ctx: SessionContext) -> Self {
+        let state = SessionStateBuilder::new_from_existing(ctx.state())
+            .with_physical_optimizer_rule(Arc::new(DictionaryGroupBy))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         billq_udfs::register_all(&ctx);
         Self {
             ctx,
@@ -189,10 +197,25 @@ impl Session {
             plan
         } else {
             // Again, over tables that read only the record fields the plan uses.
-            self.with_tables(state, narrowed)
+            let again = self
+                .with_tables(state, narrowed)
                 .await?
                 .statement_to_plan(statement)
-                .await?
+                .await?;
+            let again = dictionary_reads::grouped_as_text(again)?;
+            // Dictionaries where the output has text: a use the analysis missed.
+            let types = |p: &LogicalPlan| -> Vec<DataType> {
+                p.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.data_type().clone())
+                    .collect()
+            };
+            if types(&again) == types(&plan) {
+                again
+            } else {
+                plan
+            }
         };
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }

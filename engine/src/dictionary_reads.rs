@@ -1,0 +1,349 @@
+//! Reading the text a query groups by as Parquet stores it: a dictionary.
+//!
+//! A stored text field such as `invoice.month` or `service.description` holds a few
+//! distinct values, dictionary encoded in the files. DataFusion reads it as one string
+//! per row, copying each, and a `GROUP BY` on it hashes and compares every one of them.
+//! [`grouped_leaves`] finds the record fields a plan groups by alone; the table is made
+//! anew declaring them `Dictionary(Int32, Utf8)`, and [`DictionaryParquet`] has the
+//! Parquet reader keep the files' dictionaries instead of expanding them. The plan
+//! groups by the dictionary cast to text ([`grouped_as_text`]), which
+//! `crate::dictionary_group_by` does by dictionary key.
+//!
+//! A field qualifies only when every other use of it is a comparison with a constant
+//! or a NULL test, where a dictionary goes as well as text; any other use (an argument
+//! of a function, a comparison with other text, output, the record whole) keeps the
+//! table as it is.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, Result, Statistics, TableReference};
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileSource};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, LogicalPlan, Operator, cast};
+use datafusion::physical_plan::ExecutionPlan;
+use object_store::{ObjectMeta, ObjectStore};
+
+/// A path of record fields below a column: `invoice.month` is `["month"]` of `invoice`.
+pub type Leaf = Vec<String>;
+
+/// The record fields of stored tables `plan` groups by alone, by the reference it scans
+/// the table with, as (column, path) pairs.
+pub fn grouped_leaves(plan: &LogicalPlan) -> HashMap<TableReference, BTreeSet<(String, Leaf)>> {
+    let mut uses = Uses::default();
+    let _ = plan.apply_with_subqueries(|node| {
+        uses.node(node);
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let mut leaves: HashMap<_, BTreeSet<_>> = HashMap::new();
+    for (table, column, path) in std::mem::take(&mut uses.keys) {
+        if !uses.barred(&column, &path) {
+            leaves.entry(table).or_default().insert((column, path));
+        }
+    }
+    leaves
+}
+
+/// `plan`, planned over tables declaring dictionaries, grouping by their text: a
+/// dictionary key is cast to `Utf8` in the `GROUP BY` itself, so that only the first
+/// stage of the aggregation (`crate::dictionary_group_by`) sees dictionaries, and
+/// the plan's output has the types it has over the stored tables.
+pub fn grouped_as_text(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        if let LogicalPlan::Aggregate(a) = &node
+            && let [key] = a.group_expr.as_slice()
+            && field_path(key).is_some()
+            && let DataType::Dictionary(..) = key.to_field(a.input.schema())?.1.data_type()
+        {
+            let name = key.schema_name().to_string();
+            let text = cast(key.clone(), DataType::Utf8).alias(name);
+            let aggregate = Aggregate::try_new(a.input.clone(), vec![text], a.aggr_expr.clone())?;
+            return Ok(Transformed::yes(LogicalPlan::Aggregate(aggregate)));
+        }
+        node.recompute_schema().map(Transformed::yes)
+    })
+    .map(|t| t.data)
+}
+
+/// `schema` with the text fields at `leaves` declared dictionaries; `None` when none is
+/// a text field there.
+pub fn with_dictionaries<'a>(
+    schema: &Schema,
+    leaves: impl IntoIterator<Item = (&'a str, &'a [String])> + Clone,
+) -> Option<Schema> {
+    let mut changed = false;
+    let fields: Vec<Arc<Field>> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let paths: Vec<&[String]> = leaves
+                .clone()
+                .into_iter()
+                .filter(|(column, _)| *column == field.name())
+                .map(|(_, path)| path)
+                .collect();
+            match dictionary_at(field.data_type(), &paths) {
+                Some(data_type) => {
+                    changed = true;
+                    Arc::new(field.as_ref().clone().with_data_type(data_type))
+                }
+                None => field.clone(),
+            }
+        })
+        .collect();
+    changed.then(|| Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `data_type` with the text at each of `paths` (record field names) a dictionary.
+fn dictionary_at(data_type: &DataType, paths: &[&[String]]) -> Option<DataType> {
+    if paths.iter().any(|p| p.is_empty()) {
+        return (data_type == &DataType::Utf8)
+            .then(|| DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)));
+    }
+    let DataType::Struct(fields) = data_type else {
+        return None;
+    };
+    let mut changed = false;
+    let fields: Fields = fields
+        .iter()
+        .map(|f| {
+            let below: Vec<&[String]> = paths
+                .iter()
+                .filter(|p| p[0] == *f.name())
+                .map(|p| &p[1..])
+                .collect();
+            match (!below.is_empty())
+                .then(|| dictionary_at(f.data_type(), &below))
+                .flatten()
+            {
+                Some(t) => {
+                    changed = true;
+                    Arc::new(f.as_ref().clone().with_data_type(t))
+                }
+                None => f.clone(),
+            }
+        })
+        .collect();
+    changed.then_some(DataType::Struct(fields))
+}
+
+/// The paths (column first) of the dictionary text in `data_type`, under `prefix`.
+fn dictionary_paths(data_type: &DataType, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match data_type {
+        DataType::Dictionary(_, value) if value.as_ref() == &DataType::Utf8 => {
+            out.push(prefix.clone())
+        }
+        DataType::Struct(fields) => {
+            for f in fields {
+                prefix.push(f.name().clone());
+                dictionary_paths(f.data_type(), prefix, out);
+                prefix.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `expr` as record fields taken from a column: `invoice.month` → (`invoice`, `["month"]`).
+fn field_path(expr: &Expr) -> Option<(&Column, Leaf)> {
+    match expr {
+        Expr::ScalarFunction(f) if f.name() == "get_field" && f.args.len() >= 2 => {
+            let (column, mut path) = match &f.args[0] {
+                Expr::Column(c) => (c, Vec::new()),
+                inner => field_path(inner)?,
+            };
+            for arg in &f.args[1..] {
+                let Expr::Literal(v, _) = arg else {
+                    return None;
+                };
+                path.push(v.try_as_str().flatten()?.to_string());
+            }
+            Some((column, path))
+        }
+        _ => None,
+    }
+}
+
+/// What a plan does with record fields, found node by node.
+#[derive(Default)]
+struct Uses {
+    /// (scanned table, column, path) grouped by alone.
+    keys: Vec<(TableReference, String, Leaf)>,
+    /// (column, path) used where a dictionary may not go; an empty path: the column.
+    barred: HashSet<(String, Leaf)>,
+}
+
+impl Uses {
+    /// Whether `path` of `column`, or a record it is in, has a use a dictionary may not have.
+    fn barred(&self, column: &str, path: &[String]) -> bool {
+        (0..=path.len()).any(|n| {
+            self.barred
+                .contains(&(column.to_string(), path[..n].to_vec()))
+        })
+    }
+
+    fn node(&mut self, plan: &LogicalPlan) {
+        if let LogicalPlan::Aggregate(a) = plan
+            && let [key] = a.group_expr.as_slice()
+            && let Some((column, path)) = field_path(key)
+        {
+            if let Some(table) = scanned(&a.input, &column.name) {
+                self.keys.push((table, column.name.clone(), path));
+            }
+            for e in &a.aggr_expr {
+                self.expr(e, false);
+            }
+            return;
+        }
+        let _ = plan.apply_expressions(|e| {
+            self.expr(e, false);
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+
+    /// Records the record fields `expr` uses; `free` when a dictionary may stand there.
+    fn expr(&mut self, expr: &Expr, free: bool) {
+        if let Some((column, path)) = field_path(expr) {
+            if !free {
+                self.barred.insert((column.name.clone(), path));
+            }
+            return;
+        }
+        match expr {
+            Expr::Column(c) | Expr::OuterReferenceColumn(_, c) => {
+                self.barred.insert((c.name.clone(), Vec::new()));
+            }
+            Expr::Alias(a) => self.expr(&a.expr, free),
+            Expr::BinaryExpr(b)
+                if matches!(
+                    b.op,
+                    Operator::Eq
+                        | Operator::NotEq
+                        | Operator::Lt
+                        | Operator::LtEq
+                        | Operator::Gt
+                        | Operator::GtEq
+                        | Operator::IsDistinctFrom
+                        | Operator::IsNotDistinctFrom
+                ) =>
+            {
+                // Against a constant; other text would be cast to a dictionary row by row.
+                let constant = |e: &Expr| matches!(e, Expr::Literal(..));
+                self.expr(&b.left, constant(&b.right));
+                self.expr(&b.right, constant(&b.left));
+            }
+            Expr::IsNull(e) | Expr::IsNotNull(e) => self.expr(e, true),
+            _ => {
+                let _ = expr.apply_children(|child| {
+                    self.expr(child, false);
+                    Ok(TreeNodeRecursion::Continue)
+                });
+            }
+        }
+    }
+}
+
+/// The table whose scan gives `plan` its column `column`, through filters and aliases.
+fn scanned(plan: &LogicalPlan, column: &str) -> Option<TableReference> {
+    match plan {
+        LogicalPlan::TableScan(s) => s
+            .projected_schema
+            .fields()
+            .iter()
+            .any(|f| f.name() == column)
+            .then(|| s.table_name.clone()),
+        LogicalPlan::Filter(f) => scanned(&f.input, column),
+        LogicalPlan::SubqueryAlias(a) => scanned(&a.input, column),
+        _ => None,
+    }
+}
+
+/// Parquet, reading the text its table declares a dictionary as one: each file is
+/// read with its own schema, those fields made dictionaries.
+#[derive(Debug)]
+pub struct DictionaryParquet(pub ParquetFormat);
+
+#[async_trait]
+impl FileFormat for DictionaryParquet {
+    fn get_ext(&self) -> String {
+        self.0.get_ext()
+    }
+
+    fn get_ext_with_compression(&self, compression: &FileCompressionType) -> Result<String> {
+        self.0.get_ext_with_compression(compression)
+    }
+
+    fn compression_type(&self) -> Option<FileCompressionType> {
+        self.0.compression_type()
+    }
+
+    async fn infer_schema(
+        &self,
+        state: &dyn Session,
+        store: &Arc<dyn ObjectStore>,
+        objects: &[ObjectMeta],
+    ) -> Result<SchemaRef> {
+        self.0.infer_schema(state, store, objects).await
+    }
+
+    async fn infer_stats(
+        &self,
+        state: &dyn Session,
+        store: &Arc<dyn ObjectStore>,
+        table_schema: SchemaRef,
+        object: &ObjectMeta,
+    ) -> Result<Statistics> {
+        self.0.infer_stats(state, store, table_schema, object).await
+    }
+
+    async fn create_physical_plan(
+        &self,
+        state: &dyn Session,
+        mut conf: FileScanConfig,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut paths = Vec::new();
+        for field in conf.file_schema().fields() {
+            dictionary_paths(
+                field.data_type(),
+                &mut vec![field.name().clone()],
+                &mut paths,
+            );
+        }
+        let leaves: Vec<(&str, &[String])> =
+            paths.iter().map(|p| (p[0].as_str(), &p[1..])).collect();
+        let store = state.runtime_env().object_store(&conf.object_store_url)?;
+        let mut groups = Vec::new();
+        for group in std::mem::take(&mut conf.file_groups) {
+            let statistics = group.file_statistics(None).cloned();
+            let mut files = Vec::new();
+            for mut file in group.into_inner() {
+                let own = self
+                    .0
+                    .infer_schema(state, &store, std::slice::from_ref(&file.object_meta))
+                    .await?;
+                if let Some(hinted) = with_dictionaries(&own, leaves.iter().copied()) {
+                    file = file.with_arrow_schema(Arc::new(hinted));
+                }
+                files.push(file);
+            }
+            let mut group = FileGroup::new(files);
+            if let Some(s) = statistics {
+                group = group.with_statistics(Arc::new(s));
+            }
+            groups.push(group);
+        }
+        conf.file_groups = groups;
+        self.0.create_physical_plan(state, conf).await
+    }
+
+    fn file_source(&self, table_schema: TableSchema) -> Arc<dyn FileSource> {
+        self.0.file_source(table_schema)
+    }
+}
