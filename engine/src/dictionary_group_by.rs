@@ -491,7 +491,7 @@ mod tests {
             )
         };
         let all = by_service(&|_| true);
-        let cases: [(&str, Vec<String>, bool); 5] = [
+        let cases: [(&str, Vec<String>, bool); 6] = [
             (
                 "SELECT service.description, SUM(cost), COUNT(*) FROM t GROUP BY 1 ORDER BY 1",
                 all.clone(),
@@ -518,6 +518,13 @@ mod tests {
                 "SELECT service.description, SUM(cost), COUNT(*) FROM t \
                  WHERE service.description LIKE 'C%' GROUP BY 1 ORDER BY 1",
                 by_service(&|s| s.is_some_and(|s| s.starts_with('C'))),
+                false,
+            ),
+            // Compared with other text: read as text (a dictionary would be made of it).
+            (
+                "SELECT service.description, SUM(cost), COUNT(*) FROM t \
+                 WHERE service.description < sku.description GROUP BY 1 ORDER BY 1",
+                by_service(&|s| s.is_some()),
                 false,
             ),
             // Read as a dictionary, but DISTINCT is grouped by DataFusion.

@@ -386,6 +386,14 @@ fn convert(rows: u64, runs: usize, dir: &Path) -> PathBuf {
 async fn compare_queries(store: &Path, runs: usize, limit: &str) {
     let mut files = Vec::new();
     parquet_files(store, &mut files);
+    // Read once before any timing, so that neither engine pays the disk for the other.
+    for f in &files {
+        std::io::copy(
+            &mut std::fs::File::open(f).expect("a stored file"),
+            &mut std::io::sink(),
+        )
+        .expect("a readable file");
+    }
     let mut session = Session::new();
     session.add_store(store).await.expect("the store");
     let rows = session
