@@ -20,7 +20,7 @@ use arrow::compute::{SortOptions, concat, interleave_record_batch, take};
 use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
 use chrono::Datelike;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Type as PhysicalType, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
@@ -342,7 +342,15 @@ fn writer_properties(kind: ExportKind, schema: &SchemaRef) -> Result<WriterPrope
     let leaves = ArrowSchemaConverter::new().convert(schema)?;
     let time_leaf =
         (0..leaves.num_columns()).find(|&i| leaves.column(i).path().string() == kind.time_column());
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder();
+    // Amounts rarely repeat: their dictionaries overflow into plain pages anyway, and a
+    // dictionary page is slower to decode than plain values.
+    for leaf in leaves.columns() {
+        if leaf.physical_type() == PhysicalType::DOUBLE {
+            builder = builder.set_column_dictionary_enabled(leaf.path().clone(), false);
+        }
+    }
+    Ok(builder
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(2 * ROW_GROUP_ROWS))

@@ -338,12 +338,16 @@ impl Groups {
             .ok_or_else(|| internal_datafusion_err!("a dictionary of text"))?;
         let keys = key.keys();
         self.ids.clear();
-        self.ids.reserve(keys.len());
         if keys.null_count() == 0 {
+            // Look up the values first seen here, then gather each row's group.
             for &k in keys.values() {
-                let id = self.value_group(text, k as usize);
-                self.ids.push(id);
+                if self.of_value[k as usize] == UNSEEN {
+                    self.value_group(text, k as usize);
+                }
             }
+            let of_value = &self.of_value;
+            self.ids
+                .extend(keys.values().iter().map(|&k| of_value[k as usize]));
         } else {
             for (row, &k) in keys.values().iter().enumerate() {
                 let id = match keys.is_null(row) {
