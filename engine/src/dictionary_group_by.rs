@@ -37,6 +37,8 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use crate::dictionary_reads::text_dictionary;
+
 /// Replaces partial aggregations grouped by one `Dictionary(Int32, Utf8)` cast to text.
 #[derive(Debug)]
 pub struct DictionaryGroupBy;
@@ -94,14 +96,13 @@ impl DictionaryGroupByExec {
             return Ok(None);
         };
         let key = cast.expr();
-        let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
         let plain = aggregate.aggr_expr().iter().all(|a| {
             a.groups_accumulator_supported() && a.order_bys().is_empty() && !a.is_distinct()
         });
         if *aggregate.mode() != AggregateMode::Partial
             || cast.cast_type() != &DataType::Utf8
             || group_by.has_grouping_set()
-            || key.data_type(&aggregate.input_schema())? != dictionary
+            || key.data_type(&aggregate.input_schema())? != text_dictionary()
             || !plain
             || aggregate.filter_expr().iter().any(Option::is_some)
             || aggregate.input_order_mode() != &InputOrderMode::Linear
@@ -313,6 +314,8 @@ struct Groups {
     /// Each group's value (`None`: the NULL group).
     names: Vec<Option<Box<str>>>,
     index: HashMap<Box<str>, usize>,
+    /// Bytes of text in `names`.
+    text: usize,
     null: Option<usize>,
     /// The dictionary of the latest batch and the group of each of its values.
     dictionary: Option<ArrayRef>,
@@ -390,13 +393,14 @@ impl Groups {
         let id = self.names.len();
         self.names.push(Some(value.into()));
         self.index.insert(value.into(), id);
+        self.text += value.len();
         id
     }
 
-    /// Bytes held, roughly.
+    /// Bytes held, roughly (each value is held twice: in `names` and in `index`).
     fn size(&self) -> usize {
-        let text: usize = self.names.iter().flatten().map(|n| 2 * n.len()).sum();
-        text + self.names.len() * 64
+        2 * self.text
+            + self.names.len() * 64
             + (self.of_value.capacity() + self.ids.capacity()) * size_of::<usize>()
     }
 }

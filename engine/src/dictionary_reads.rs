@@ -101,11 +101,15 @@ pub fn with_dictionaries<'a>(
     changed.then(|| Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
+/// The type text is read as where a plan groups by it.
+pub fn text_dictionary() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
 /// `data_type` with the text at each of `paths` (record field names) a dictionary.
 fn dictionary_at(data_type: &DataType, paths: &[&[String]]) -> Option<DataType> {
     if paths.iter().any(|p| p.is_empty()) {
-        return (data_type == &DataType::Utf8)
-            .then(|| DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)));
+        return (data_type == &DataType::Utf8).then(text_dictionary);
     }
     let DataType::Struct(fields) = data_type else {
         return None;
