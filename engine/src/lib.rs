@@ -30,6 +30,7 @@ mod dictionary_reads;
 pub mod error;
 pub mod focus;
 pub mod formats;
+mod memory_pool;
 pub mod money;
 mod nested_reads;
 pub mod progress;

@@ -25,6 +25,7 @@ use crate::convert::{ConvertOptions, convert};
 use crate::dictionary_group_by::DictionaryGroupBy;
 use crate::dictionary_reads;
 use crate::error::{Error, Result};
+use crate::memory_pool::RepartitionsNeverSpill;
 use crate::nested_reads;
 use crate::sql::bigquery::Columns;
 use crate::sql::{self, Dialect};
@@ -72,7 +73,10 @@ impl Session {
         execution.sort_spill_reservation_bytes = execution
             .sort_spill_reservation_bytes
             .min(bytes / 4 / sorts);
-        let pool = TrackConsumersPool::new(FairSpillPool::new(bytes), LARGEST_CONSUMERS);
+        let pool = RepartitionsNeverSpill::new(TrackConsumersPool::new(
+            FairSpillPool::new(bytes),
+            LARGEST_CONSUMERS,
+        ));
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool))
             .build_arc()?;
