@@ -4,7 +4,7 @@
 //! distinct values, dictionary encoded in the files. DataFusion reads it as one string
 //! per row, copying each, and a `GROUP BY` on it hashes and compares every one of them.
 //! [`grouped_leaves`] finds the record fields a plan groups by alone; the table is made
-//! anew declaring them `Dictionary(Int32, Utf8)`, and [`DictionaryParquet`] has the
+//! anew declaring them `Dictionary(Int32, Utf8)`, and [`HintedParquet`] has the
 //! Parquet reader keep the files' dictionaries instead of expanding them. The plan
 //! groups by the dictionary cast to text ([`grouped_as_text`]), which
 //! `crate::dictionary_group_by` does by dictionary key.
@@ -13,6 +13,10 @@
 //! or a NULL test, where a dictionary goes as well as text; any other use (an argument
 //! of a function, a comparison with other text, output, the record whole) keeps the
 //! table as it is.
+//!
+//! Text in lists of records (`labels`, `credits`, `tags`) is declared as views
+//! ([`crate::store::listed_text_as_views`]), which [`HintedParquet`] also has each file's reader
+//! produce: a view points into the dictionary page instead of copying the value out.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -138,21 +142,55 @@ fn dictionary_at(data_type: &DataType, paths: &[&[String]]) -> Option<DataType> 
     changed.then_some(DataType::Struct(fields))
 }
 
-/// The paths (column first) of the dictionary text in `data_type`, under `prefix`.
-fn dictionary_paths(data_type: &DataType, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
-    match data_type {
-        DataType::Dictionary(_, value) if value.as_ref() == &DataType::Utf8 => {
-            out.push(prefix.clone())
+/// A file's own type `own` with its text read as the table declares it (`declared`:
+/// a view or a dictionary); `None` where nothing changes.
+fn as_declared(own: &DataType, declared: &DataType) -> Option<DataType> {
+    match (own, declared) {
+        (DataType::Utf8, DataType::Utf8View | DataType::Dictionary(..)) => Some(declared.clone()),
+        (DataType::Struct(fields), DataType::Struct(table)) => {
+            let mut changed = false;
+            let fields: Fields = fields
+                .iter()
+                .map(|f| {
+                    let t = table
+                        .find(f.name())
+                        .and_then(|(_, d)| as_declared(f.data_type(), d.data_type()));
+                    changed |= t.is_some();
+                    t.map_or_else(
+                        || f.clone(),
+                        |t| Arc::new(f.as_ref().clone().with_data_type(t)),
+                    )
+                })
+                .collect();
+            changed.then_some(DataType::Struct(fields))
         }
-        DataType::Struct(fields) => {
-            for f in fields {
-                prefix.push(f.name().clone());
-                dictionary_paths(f.data_type(), prefix, out);
-                prefix.pop();
-            }
+        (DataType::List(item), DataType::List(table)) => {
+            as_declared(item.data_type(), table.data_type())
+                .map(|t| DataType::List(Arc::new(item.as_ref().clone().with_data_type(t))))
         }
-        _ => {}
+        _ => None,
     }
+}
+
+/// A file's schema `own` with its text read as `table` declares it, if that changes it.
+fn declared_types(own: &Schema, table: &Schema) -> Option<Schema> {
+    let mut changed = false;
+    let fields: Vec<Arc<Field>> = own
+        .fields()
+        .iter()
+        .map(|f| {
+            let t = table
+                .field_with_name(f.name())
+                .ok()
+                .and_then(|d| as_declared(f.data_type(), d.data_type()));
+            changed |= t.is_some();
+            t.map_or_else(
+                || f.clone(),
+                |t| Arc::new(f.as_ref().clone().with_data_type(t)),
+            )
+        })
+        .collect();
+    changed.then(|| Schema::new_with_metadata(fields, own.metadata().clone()))
 }
 
 /// `expr` as record fields taken from a column: `invoice.month` → (`invoice`, `["month"]`).
@@ -269,13 +307,14 @@ fn scanned(plan: &LogicalPlan, column: &str) -> Option<TableReference> {
     }
 }
 
-/// Parquet, reading the text its table declares a dictionary as one: each file is
-/// read with its own schema, those fields made dictionaries.
+/// Parquet, reading the text in records as its table declares it (views, or
+/// dictionaries where a plan groups by it): each file is read with its own schema,
+/// those fields given the declared types.
 #[derive(Debug)]
-pub struct DictionaryParquet(pub ParquetFormat);
+pub struct HintedParquet(pub ParquetFormat);
 
 #[async_trait]
-impl FileFormat for DictionaryParquet {
+impl FileFormat for HintedParquet {
     fn get_ext(&self) -> String {
         self.0.get_ext()
     }
@@ -312,16 +351,7 @@ impl FileFormat for DictionaryParquet {
         state: &dyn Session,
         mut conf: FileScanConfig,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut paths = Vec::new();
-        for field in conf.file_schema().fields() {
-            dictionary_paths(
-                field.data_type(),
-                &mut vec![field.name().clone()],
-                &mut paths,
-            );
-        }
-        let leaves: Vec<(&str, &[String])> =
-            paths.iter().map(|p| (p[0].as_str(), &p[1..])).collect();
+        let table = Arc::clone(conf.file_schema());
         let store = state.runtime_env().object_store(&conf.object_store_url)?;
         let mut groups = Vec::new();
         for group in std::mem::take(&mut conf.file_groups) {
@@ -332,7 +362,7 @@ impl FileFormat for DictionaryParquet {
                     .0
                     .infer_schema(state, &store, std::slice::from_ref(&file.object_meta))
                     .await?;
-                if let Some(hinted) = with_dictionaries(&own, leaves.iter().copied()) {
+                if let Some(hinted) = declared_types(&own, &table) {
                     file = file.with_arrow_schema(Arc::new(hinted));
                 }
                 files.push(file);
@@ -349,5 +379,60 @@ impl FileFormat for DictionaryParquet {
 
     fn file_source(&self, table_schema: TableSchema) -> Arc<dyn FileSource> {
         self.0.file_source(table_schema)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::listed_text_as_views;
+
+    fn text(name: &str, data_type: DataType) -> Arc<Field> {
+        Arc::new(Field::new(name, data_type, true))
+    }
+
+    /// `labels` (a list of key/value records) and `sku` (a record), with their text as
+    /// `label_text` and `sku_text`.
+    fn bill(label_text: DataType, sku_text: DataType) -> Schema {
+        let label = DataType::Struct(
+            vec![text("key", label_text.clone()), text("value", label_text)].into(),
+        );
+        Schema::new(vec![
+            text("cost_type", DataType::Utf8),
+            text("labels", DataType::List(text("item", label))),
+            text(
+                "sku",
+                DataType::Struct(vec![text("description", sku_text)].into()),
+            ),
+        ])
+    }
+
+    #[test]
+    fn text_in_lists_is_declared_as_views_and_each_file_read_so() {
+        let stored = bill(DataType::Utf8, DataType::Utf8);
+        let declared: Vec<Field> = stored
+            .fields()
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .clone()
+                    .with_data_type(listed_text_as_views(f.data_type()))
+            })
+            .collect();
+        // The top level is DataFusion's to read; text in records outside lists stays text.
+        assert_eq!(
+            Schema::new(declared.clone()),
+            bill(DataType::Utf8View, DataType::Utf8)
+        );
+
+        let grouped = with_dictionaries(
+            &Schema::new(declared),
+            [("sku", ["description".to_string()].as_slice())],
+        )
+        .unwrap();
+        assert_eq!(grouped, bill(DataType::Utf8View, text_dictionary()));
+        // Each file is read with the declared types where its own are text.
+        assert_eq!(declared_types(&stored, &grouped), Some(grouped.clone()));
+        assert_eq!(declared_types(&stored, &stored), None);
     }
 }

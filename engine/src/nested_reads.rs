@@ -25,11 +25,10 @@ use datafusion::catalog::TableProvider;
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, TableReference};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
-use crate::dictionary_reads::{self, DictionaryParquet, Leaf};
+use crate::dictionary_reads::{self, HintedParquet, Leaf};
 
 /// The stored tables `plan` scans, by the reference it scans them with, made anew
 /// with their list-of-records columns narrowed to the fields the plan reads and the
@@ -110,14 +109,12 @@ fn narrowed_table(
         })
         .collect();
     let mut schema = Schema::new_with_metadata(fields, schema.metadata().clone());
-    let mut options = table.options().clone();
-    let parquet = options.format.downcast_ref::<ParquetFormat>();
-    if let (Some(grouped), Some(parquet)) = (grouped, parquet) {
+    let options = table.options().clone();
+    let hinted = options.format.downcast_ref::<HintedParquet>().is_some();
+    if let (Some(grouped), true) = (grouped, hinted) {
         let leaves = grouped.iter().map(|(c, p)| (c.as_str(), p.as_slice()));
         if let Some(dictionaries) = dictionary_reads::with_dictionaries(&schema, leaves) {
             schema = dictionaries;
-            let format = ParquetFormat::default().with_options(parquet.options().clone());
-            options.format = Arc::new(DictionaryParquet(format));
             narrowed = true;
         }
     }

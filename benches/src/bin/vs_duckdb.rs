@@ -223,7 +223,8 @@ fn scan_floor(files: &[PathBuf], columns: &[&str]) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
 }
 
-/// `data_type` with the text in its records (not in lists) as dictionaries.
+/// `data_type` with the text in its records as dictionaries, and in its lists of
+/// records as views (as billq reads them, the cheapest decodes there are).
 fn dictionaries(data_type: &DataType) -> DataType {
     match data_type {
         DataType::Struct(fields) => DataType::Struct(
@@ -241,6 +242,7 @@ fn dictionaries(data_type: &DataType) -> DataType {
                 })
                 .collect(),
         ),
+        DataType::List(_) => billq_engine::store::listed_text_as_views(data_type),
         other => other.clone(),
     }
 }
