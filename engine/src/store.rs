@@ -78,46 +78,21 @@ pub async fn register_store(ctx: &SessionContext, dir: &Path) -> Result<Vec<Stri
 /// sort by `sku.id` as views under a 2 GiB limit took ten times as long at 10M rows
 /// (DataFusion spilling views), and a `GROUP BY` reads such text as a dictionary.
 pub fn listed_text_as_views(data_type: &DataType) -> DataType {
-    match data_type {
-        DataType::List(item) => DataType::List(Arc::new(
-            item.as_ref()
-                .clone()
-                .with_data_type(text_as_views(item.data_type())),
-        )),
-        DataType::Struct(fields) => DataType::Struct(
-            fields
-                .iter()
-                .map(|f| {
-                    let t = listed_text_as_views(f.data_type());
-                    Arc::new(f.as_ref().clone().with_data_type(t))
-                })
-                .collect(),
-        ),
-        other => other.clone(),
-    }
+    text_as_views(data_type, false)
 }
 
-/// `data_type` with all its text read as views.
-fn text_as_views(data_type: &DataType) -> DataType {
+/// `data_type` with its text read as views where it is inside a list (`listed`).
+fn text_as_views(data_type: &DataType, listed: bool) -> DataType {
+    let field = |f: &Field, listed| {
+        let t = text_as_views(f.data_type(), listed);
+        Arc::new(f.clone().with_data_type(t))
+    };
     match data_type {
-        DataType::Utf8 => DataType::Utf8View,
-        DataType::List(item) => DataType::List(Arc::new(
-            item.as_ref()
-                .clone()
-                .with_data_type(text_as_views(item.data_type())),
-        )),
-        DataType::Struct(fields) => DataType::Struct(
-            fields
-                .iter()
-                .map(|f| {
-                    Arc::new(
-                        f.as_ref()
-                            .clone()
-                            .with_data_type(text_as_views(f.data_type())),
-                    )
-                })
-                .collect(),
-        ),
+        DataType::Utf8 if listed => DataType::Utf8View,
+        DataType::List(item) => DataType::List(field(item, true)),
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(|f| field(f, listed)).collect())
+        }
         other => other.clone(),
     }
 }
