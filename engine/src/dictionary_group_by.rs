@@ -9,7 +9,6 @@
 //! before. Its groups are held within the memory pool: past it, they are handed on
 //! early, as DataFusion's partial aggregation does.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -18,7 +17,7 @@ use arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Result, internal_datafusion_err};
+use datafusion::common::{HashMap, Result, internal_datafusion_err};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
@@ -323,6 +322,17 @@ impl Grouping {
     }
 }
 
+/// Whether `a` and `b` are the same text in the same memory. The Parquet reader gives
+/// each batch of a column chunk a new array over its dictionary page's buffers, so
+/// the arrays differ where their buffers do not; `a` is held, so its buffers are not
+/// freed and their addresses not reused.
+fn same_text(a: &StringArray, b: &StringArray) -> bool {
+    a.len() == b.len()
+        && a.values().as_ptr() == b.values().as_ptr()
+        && a.value_offsets().as_ptr() == b.value_offsets().as_ptr()
+        && a.nulls().map(|n| n.validity().as_ptr()) == b.nulls().map(|n| n.validity().as_ptr())
+}
+
 /// A value's group before it is looked up.
 const UNSEEN: usize = usize::MAX;
 
@@ -345,18 +355,18 @@ struct Groups {
 impl Groups {
     fn assign(&mut self, key: &DictionaryArray<Int32Type>) -> Result<()> {
         let dictionary = key.values();
+        let text = dictionary
+            .as_string_opt::<i32>()
+            .ok_or_else(|| internal_datafusion_err!("a dictionary of text"))?;
         if !self
             .dictionary
             .as_ref()
-            .is_some_and(|d| Arc::ptr_eq(d, dictionary))
+            .is_some_and(|d| same_text(d.as_string::<i32>(), text))
         {
             self.dictionary = Some(Arc::clone(dictionary));
             self.of_value.clear();
             self.of_value.resize(dictionary.len(), UNSEEN);
         }
-        let text = dictionary
-            .as_string_opt::<i32>()
-            .ok_or_else(|| internal_datafusion_err!("a dictionary of text"))?;
         let keys = key.keys();
         self.ids.clear();
         if keys.null_count() == 0 {
@@ -451,16 +461,18 @@ mod tests {
         None,
     ];
 
-    /// A bill of two monthly files of 3000 rows: (service, SKU, cost), with rows of no
+    /// A bill of three monthly files of 3000 rows: (service, SKU, cost), with rows of no
     /// service record and of a record with no description; costs in quarters, so that
-    /// every sum is exact.
+    /// every sum is exact. The months list the same 500 SKUs in different orders: their
+    /// dictionaries are as long as each other, with other values at each key (and one
+    /// of the two partitions reads two of them).
     fn bill(dir: &Path) -> Vec<(Option<&'static str>, String, f64)> {
         let mut rows = Vec::new();
-        for month in ["202401", "202402"] {
+        for (month, step) in [("202401", 1), ("202402", 7), ("202403", 3)] {
             let mut text = String::new();
             for i in 0..3000 {
                 let service = (i % 7 != 0).then_some(SERVICES[i % 4]);
-                let sku = format!("SKU {}", i % 500);
+                let sku = format!("SKU {}", i * step % 500);
                 let cost = (i % 13) as f64 / 4.0;
                 let row = serde_json::json!({
                     "billing_account_id": "A",
@@ -509,7 +521,10 @@ mod tests {
     async fn groups_stored_text_by_dictionary_key_with_the_same_answers() {
         let dir = tempfile::tempdir().unwrap();
         let bill = bill(dir.path());
-        let config = SessionConfig::new().with_target_partitions(2);
+        // Batches of 256 rows: a month's dictionary serves several batches.
+        let config = SessionConfig::new()
+            .with_target_partitions(2)
+            .with_batch_size(256);
         let mut s = Session::with_context(SessionContext::new_with_config(config));
         s.add_table("t", dir.path().to_str().unwrap())
             .await
@@ -524,7 +539,7 @@ mod tests {
         };
         let all = by_service(&|_| true);
         // By month every batch's rows share one group (one file per month).
-        let by_month = ["202401", "202402"]
+        let by_month = ["202401", "202402", "202403"]
             .iter()
             .zip(bill.chunks(3000))
             .map(|(month, rows)| {
@@ -540,7 +555,13 @@ mod tests {
                 )
             })
             .collect();
-        let cases: [(&str, Vec<String>, bool); 7] = [
+        let by_sku = totals(bill.iter().map(|(_, sku, cost)| (Some(sku), *cost)));
+        let cases: [(&str, Vec<String>, bool); 8] = [
+            (
+                "SELECT sku.description, SUM(cost), COUNT(*) FROM t GROUP BY 1 ORDER BY 1",
+                by_sku,
+                true,
+            ),
             (
                 "SELECT invoice.month, SUM(cost), COUNT(*), MIN(cost), MAX(cost), AVG(cost), \
                  COUNT(service.description) FROM t GROUP BY 1 ORDER BY 1",
@@ -561,9 +582,9 @@ mod tests {
             ),
             (
                 "SELECT service.description, SUM(cost) AS c, COUNT(*) FROM t \
-                 GROUP BY 1 HAVING COUNT(*) > 1290 ORDER BY 1",
+                 GROUP BY 1 HAVING COUNT(*) > 1927 ORDER BY 1",
                 all.iter()
-                    .filter(|r| r.rsplit(' ').next().unwrap().parse::<usize>().unwrap() > 1290)
+                    .filter(|r| r.rsplit(' ').next().unwrap().parse::<usize>().unwrap() > 1927)
                     .cloned()
                     .collect(),
                 true,
@@ -612,7 +633,7 @@ mod tests {
             Dialect::DataFusion,
         )
         .await;
-        assert_eq!(skus, ["500 6000"]);
+        assert_eq!(skus, ["500 9000"]);
     }
 
     #[tokio::test]
