@@ -322,17 +322,6 @@ impl Grouping {
     }
 }
 
-/// Whether `a` and `b` are the same text in the same memory. The Parquet reader gives
-/// each batch of a column chunk a new array over its dictionary page's buffers, so
-/// the arrays differ where their buffers do not; `a` is held, so its buffers are not
-/// freed and their addresses not reused.
-fn same_text(a: &StringArray, b: &StringArray) -> bool {
-    a.len() == b.len()
-        && a.values().as_ptr() == b.values().as_ptr()
-        && a.value_offsets().as_ptr() == b.value_offsets().as_ptr()
-        && a.nulls().map(|n| n.validity().as_ptr()) == b.nulls().map(|n| n.validity().as_ptr())
-}
-
 /// A value's group before it is looked up.
 const UNSEEN: usize = usize::MAX;
 
@@ -355,18 +344,21 @@ struct Groups {
 impl Groups {
     fn assign(&mut self, key: &DictionaryArray<Int32Type>) -> Result<()> {
         let dictionary = key.values();
-        let text = dictionary
-            .as_string_opt::<i32>()
-            .ok_or_else(|| internal_datafusion_err!("a dictionary of text"))?;
+        // The Parquet reader gives each batch of a column chunk a new array over its
+        // dictionary page's buffers: the same dictionary is the same buffers. The one
+        // held keeps its buffers, so their addresses are not reused.
         if !self
             .dictionary
             .as_ref()
-            .is_some_and(|d| same_text(d.as_string::<i32>(), text))
+            .is_some_and(|d| d.to_data().ptr_eq(&dictionary.to_data()))
         {
             self.dictionary = Some(Arc::clone(dictionary));
             self.of_value.clear();
             self.of_value.resize(dictionary.len(), UNSEEN);
         }
+        let text = dictionary
+            .as_string_opt::<i32>()
+            .ok_or_else(|| internal_datafusion_err!("a dictionary of text"))?;
         let keys = key.keys();
         self.ids.clear();
         if keys.null_count() == 0 {

@@ -376,8 +376,6 @@ impl Uses {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::physical_plan::collect;
-
     use super::*;
     use crate::{Dialect, Session};
 
@@ -520,22 +518,7 @@ mod tests {
 
     /// Bytes the Parquet scan of `sql` read.
     async fn bytes_scanned(s: &Session, sql: &str) -> usize {
-        let df = s.sql(sql, Dialect::BigQuery).await.unwrap();
-        let task = df.task_ctx();
-        let plan = df.create_physical_plan().await.unwrap();
-        collect(plan.clone(), Arc::new(task)).await.unwrap();
-        let mut bytes = 0;
-        let mut stack = vec![plan];
-        while let Some(node) = stack.pop() {
-            if node.name() == "DataSourceExec" {
-                bytes += node
-                    .metrics()
-                    .and_then(|m| m.sum_by_name("bytes_scanned"))
-                    .map_or(0, |v| v.as_usize());
-            }
-            stack.extend(node.children().into_iter().cloned());
-        }
-        bytes
+        crate::testing::metric(s, sql, Dialect::BigQuery, "DataSourceExec", "bytes_scanned").await
     }
 
     #[tokio::test]

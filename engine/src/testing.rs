@@ -1,5 +1,9 @@
 //! Helpers of the engine's unit tests.
 
+use std::sync::Arc;
+
+use datafusion::physical_plan::collect;
+
 use crate::{Dialect, Session};
 
 /// The rows `sql` gives, each as its cells' text joined by spaces.
@@ -19,4 +23,24 @@ pub async fn rows(s: &Session, sql: &str, dialect: Dialect) -> Vec<String> {
         }
     }
     rows
+}
+
+/// Runs `sql` and sums the metric `name` over the plan's operators called `operator`.
+pub async fn metric(s: &Session, sql: &str, dialect: Dialect, operator: &str, name: &str) -> usize {
+    let df = s.sql(sql, dialect).await.unwrap();
+    let task = df.task_ctx();
+    let plan = df.create_physical_plan().await.unwrap();
+    collect(plan.clone(), Arc::new(task)).await.unwrap();
+    let mut sum = 0;
+    let mut stack = vec![plan];
+    while let Some(node) = stack.pop() {
+        if node.name() == operator {
+            sum += node
+                .metrics()
+                .and_then(|m| m.sum_by_name(name))
+                .map_or(0, |v| v.as_usize());
+        }
+        stack.extend(node.children().into_iter().cloned());
+    }
+    sum
 }
