@@ -2,7 +2,10 @@
 
 use crate::common::*;
 
-const GROUPED: &str = "SELECT usage_start_time, sku.id AS sku, project.id AS project, SUM(cost) AS cost \
+/// Costs are summed as decimals: a FLOAT64 sum's last digit depends on the order in
+/// which the threads' partial sums merge, and the two runs compared must agree.
+const GROUPED: &str = "SELECT usage_start_time, sku.id AS sku, project.id AS project, \
+     SUM(CAST(cost AS DECIMAL(38, 9))) AS cost \
      FROM gcp_billing_export GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3";
 
 fn query(store: &std::path::Path, limit: Option<&str>, sql: &str) -> String {
