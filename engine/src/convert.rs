@@ -1,28 +1,32 @@
 //! Conversion of export files into the store: partitioned, sorted, compressed Parquet,
 //! committed atomically through the catalog, and incremental by source identity.
 //!
-//! A run reads each changed source once, streaming. A source is a pipeline: its reader decodes batches (on as many threads as
-//! there are cores, for newline-delimited JSON), one thread counts their exact totals
-//! and splits the rows by partition, holding each partition's rows up to a row group
-//! (within a memory bound), and a writer thread encodes each row group, sorted by
-//! usage time, into the partition's staged file. Only when every source has converted
-//! are the files moved into place and the new catalog renamed over the old one;
-//! superseded files are removed after.
+//! A run reads each changed source once, streaming. A source is a pipeline: its reader
+//! reads chunks that are decoded on as many threads as there are cores (where the
+//! format has a [`formats::DecodeChunk`]), one thread counts their exact totals and
+//! splits the rows by partition, holding each partition's rows up to a row group
+//! (within a memory bound), and a writer thread hands each row group, sorted by usage
+//! time, to as many column encoders as there are cores and appends it to the
+//! partition's staged file. Only when every source has converted are the files moved
+//! into place and the new catalog renamed over the old one; superseded files are
+//! removed after.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, RecordBatch, StructArray, UInt32Array, make_comparator};
 use arrow::compute::{SortOptions, concat, interleave_record_batch, take};
 use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
 use chrono::Datelike;
+use parquet::arrow::arrow_writer::{ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Type as PhysicalType, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{Catalog, FileEntry, REJECTS_DIR, STAGING_DIR, SourceEntry, sync_dir};
@@ -353,7 +357,6 @@ fn writer_properties(kind: ExportKind, schema: &SchemaRef) -> Result<WriterPrope
     Ok(builder
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(2 * ROW_GROUP_ROWS))
         .set_sorting_columns(time_leaf.map(|i| {
             vec![SortingColumn {
                 column_idx: i as i32,
@@ -372,6 +375,88 @@ enum Job {
     Group(usize, Vec<RecordBatch>),
 }
 
+/// A partition's file being written: the Parquet writer, what makes its column
+/// writers, and its rows so far.
+struct OpenFile {
+    path: PathBuf,
+    writer: SerializedFileWriter<File>,
+    columns: ArrowRowGroupWriterFactory,
+    rows: u64,
+}
+
+impl OpenFile {
+    fn create(path: PathBuf, schema: &SchemaRef, props: &WriterProperties) -> Result<Self> {
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let (writer, columns) = ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))?
+            .into_serialized_writer()?;
+        Ok(Self {
+            path,
+            writer,
+            columns,
+            rows: 0,
+        })
+    }
+
+    /// Appends `batches` as one row group, its columns encoded on `encoders` threads,
+    /// each taking the next column not yet taken.
+    fn append(
+        &mut self,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+        encoders: usize,
+    ) -> Result<()> {
+        let writers = self
+            .columns
+            .create_column_writers(self.writer.flushed_row_groups().len())?;
+        let mut leaves: Vec<Vec<ArrowLeafColumn>> = writers.iter().map(|_| Vec::new()).collect();
+        for batch in batches {
+            let mut slots = leaves.iter_mut();
+            for (field, array) in schema.fields().iter().zip(batch.columns()) {
+                for leaf in compute_leaves(field, array)? {
+                    slots.next().expect("a writer per leaf").push(leaf);
+                }
+            }
+        }
+        let work = Mutex::new(writers.into_iter().zip(leaves).enumerate());
+        let encoded = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            let encode = || -> Result<()> {
+                loop {
+                    let Some((i, (mut writer, leaves))) = work.lock().expect("no panic").next()
+                    else {
+                        return Ok(());
+                    };
+                    for leaf in &leaves {
+                        writer.write(leaf)?;
+                    }
+                    let chunk = writer.close()?;
+                    encoded.lock().expect("no panic").push((i, chunk));
+                }
+            };
+            let helpers: Vec<_> = (1..encoders).map(|_| scope.spawn(encode)).collect();
+            helpers.into_iter().map(join).fold(encode(), Result::and)
+        })?;
+        let mut chunks = encoded.into_inner().expect("no panic");
+        chunks.sort_unstable_by_key(|(i, _)| *i);
+        let mut group = self.writer.next_row_group()?;
+        for (_, chunk) in chunks {
+            chunk.append_to_row_group(&mut group)?;
+        }
+        group.close()?;
+        self.rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        Ok(())
+    }
+
+    /// Writes the footer and syncs the file; returns its row count.
+    fn finish(self) -> Result<u64> {
+        self.writer
+            .into_inner()?
+            .sync_all()
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(self.rows)
+    }
+}
+
 /// The writing thread: encodes each row group it receives into its partition's file,
 /// and closes the files when the jobs end; returns each file's row count.
 fn write_groups(
@@ -379,33 +464,15 @@ fn write_groups(
     schema: SchemaRef,
     props: WriterProperties,
 ) -> Result<Vec<u64>> {
-    let mut files: Vec<(PathBuf, ArrowWriter<File>, u64)> = Vec::new();
+    let encoders = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut files: Vec<OpenFile> = Vec::new();
     for job in jobs {
         match job {
-            Job::Open(path) => {
-                let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-                let writer = ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))?;
-                files.push((path, writer, 0));
-            }
-            Job::Group(part, batches) => {
-                let (_, writer, rows) = &mut files[part];
-                for batch in &batches {
-                    writer.write(batch)?;
-                    *rows += batch.num_rows() as u64;
-                }
-                writer.flush()?;
-            }
+            Job::Open(path) => files.push(OpenFile::create(path, &schema, &props)?),
+            Job::Group(part, batches) => files[part].append(&schema, &batches, encoders)?,
         }
     }
-    let mut rows = Vec::with_capacity(files.len());
-    for (path, writer, n) in files {
-        writer
-            .into_inner()?
-            .sync_all()
-            .map_err(|e| Error::io(&path, e))?;
-        rows.push(n);
-    }
-    Ok(rows)
+    files.into_iter().map(OpenFile::finish).collect()
 }
 
 /// Splits rows by partition, holding each partition's rows until a row group's worth
@@ -819,7 +886,93 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::{Float64Array, ListArray, StringArray, TimestampMicrosecondArray};
+    use arrow::buffer::OffsetBuffer;
+    use arrow::datatypes::{Field, Fields, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
     use super::*;
+
+    /// `n` rows from the `start`th: text, a UTC time, 0-2 key/value labels and an amount.
+    fn rows(start: i64, n: i64) -> RecordBatch {
+        let label = Fields::from(vec![
+            Field::new("key", DataType::Utf8, true),
+            Field::new("value", DataType::Utf8, true),
+        ]);
+        let item = Arc::new(Field::new("item", DataType::Struct(label.clone()), true));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("sku", DataType::Utf8, true),
+            Field::new("usage_start_time", formats::gcp::timestamp_type(), true),
+            Field::new("labels", DataType::List(item.clone()), true),
+            Field::new("cost", DataType::Float64, true),
+        ]));
+        let ids = start..start + n;
+        let counts: Vec<usize> = ids.clone().map(|i| (i % 3) as usize).collect();
+        let keys: Vec<String> = counts
+            .iter()
+            .flat_map(|&c| (0..c).map(|k| format!("k{k}")))
+            .collect();
+        let values: Vec<String> = (0..keys.len())
+            .map(|v| format!("v{}", start + v as i64))
+            .collect();
+        let labels = StructArray::new(
+            label,
+            vec![
+                Arc::new(StringArray::from(keys)),
+                Arc::new(StringArray::from(values)),
+            ],
+            None,
+        );
+        let columns: Vec<arrow::array::ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                ids.clone().map(|i| format!("sku-{}", i % 7)),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(ids.clone().map(|i| i * 3_600_000_000))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(ListArray::new(
+                item,
+                OffsetBuffer::from_lengths(counts),
+                Arc::new(labels),
+                None,
+            )),
+            Arc::new(Float64Array::from_iter_values(ids.map(|i| i as f64 / 1e6))),
+        ];
+        RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    #[test]
+    fn row_groups_encoded_on_several_threads_read_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part.parquet");
+        let groups = [
+            vec![rows(0, 3000), rows(3000, 1000)],
+            vec![rows(4000, 2500)],
+        ];
+        let schema = groups[0][0].schema();
+        let props = writer_properties(ExportKind::GcpStandard, &schema).unwrap();
+        let mut file = OpenFile::create(path.clone(), &schema, &props).unwrap();
+        file.append(&schema, &groups[0], 3).unwrap();
+        file.append(&schema, &groups[1], 2).unwrap();
+        assert_eq!(file.finish().unwrap(), 6500);
+
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
+        let meta = reader.metadata().clone();
+        let sizes: Vec<i64> = meta.row_groups().iter().map(|g| g.num_rows()).collect();
+        assert_eq!(sizes, [4000, 2500]);
+        assert!(
+            meta.row_groups()
+                .iter()
+                .all(|g| g.sorting_columns().is_some())
+        );
+        let read: Vec<RecordBatch> = reader.build().unwrap().map(Result::unwrap).collect();
+        let written: Vec<RecordBatch> = groups.into_iter().flatten().collect();
+        assert_eq!(
+            arrow::compute::concat_batches(&schema, &read).unwrap(),
+            arrow::compute::concat_batches(&schema, &written).unwrap()
+        );
+    }
 
     #[test]
     fn partition_values_are_safe_folder_names() {

@@ -1,9 +1,10 @@
 //! BigQuery extracts in a self-describing columnar format (Parquet, Avro): the file's
 //! own schema tells the export kind, and its batches are conformed to the documented
-//! schema by field name.
+//! schema by field name, on whichever thread takes a batch.
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
@@ -11,7 +12,7 @@ use arrow::error::ArrowError;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::conform::conform_batch;
-use super::{BATCH_SIZE, BatchSource, ExportKind, gcp, open_text, schema_for};
+use super::{BATCH_SIZE, BatchSource, Chunk, DecodeChunk, ExportKind, gcp, open_text, schema_for};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
@@ -23,8 +24,22 @@ pub struct Extract<'p> {
     display: String,
     what: &'static str,
     kind: ExportKind,
-    schema: SchemaRef,
+    conform: Arc<Conform>,
     batches: Batches<'p>,
+}
+
+/// Conforms stored batches to the documented schema; shared by the threads that decode.
+struct Conform {
+    schema: SchemaRef,
+}
+
+impl DecodeChunk for Conform {
+    fn decode(&self, chunk: Chunk) -> Result<RecordBatch> {
+        let Chunk::Stored(batch) = chunk else {
+            unreachable!("an extract's chunks are stored batches")
+        };
+        conform_batch(&batch, &self.schema)
+    }
 }
 
 impl<'p> Extract<'p> {
@@ -82,7 +97,7 @@ impl<'p> Extract<'p> {
             display: display.to_string(),
             what,
             kind,
-            schema,
+            conform: Arc::new(Conform { schema }),
             batches,
         })
     }
@@ -101,14 +116,23 @@ impl BatchSource for Extract<'_> {
     }
 
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        self.conform.schema.clone()
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let chunk = self.next_chunk()?;
+        chunk.map(|c| self.conform.decode(c)).transpose()
+    }
+
+    fn chunk_decoder(&self) -> Option<Arc<dyn DecodeChunk>> {
+        Some(self.conform.clone())
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>> {
         match self.batches.next() {
             None => Ok(None),
             Some(Err(e)) => Err(unreadable(&self.display, self.what, e)),
-            Some(Ok(batch)) => Ok(Some(conform_batch(&batch, &self.schema)?)),
+            Some(Ok(batch)) => Ok(Some(Chunk::Stored(batch))),
         }
     }
 }

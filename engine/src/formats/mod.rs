@@ -213,6 +213,8 @@ pub enum Chunk {
     },
     /// CSV records, split into fields.
     Records(Vec<csv::StringRecord>),
+    /// A batch as a columnar file stores it, not yet conformed to the documented schema.
+    Stored(RecordBatch),
 }
 
 /// Decodes raw chunks into batches; shared by the threads that decode.
