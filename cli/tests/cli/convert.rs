@@ -191,6 +191,34 @@ fn unknown_fields_past_the_inferred_sample_are_kept() {
 }
 
 #[test]
+fn json_times_in_every_form_bigquery_and_arrow_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("times.jsonl");
+    let row = |n: u32, time: &str| {
+        format!(r#"{{"billing_account_id":"A","cost":{n},"invoice":{{"month":"202401"}}{time}}}"#)
+    };
+    let rows = [
+        row(1, r#","usage_start_time":"2024-01-01 00:00:00 UTC""#),
+        row(2, r#","usage_start_time":"2024-01-01T01:30:00.25Z""#),
+        row(3, r#","usage_start_time":"2024-01-01 03:00:00+02:00""#),
+        row(4, r#","usage_start_time":1704067200000001"#),
+        row(5, ""),
+    ];
+    std::fs::write(&export, rows.join("\n")).unwrap();
+    let store = dir.path().join("store");
+    convert(&store, &[&export]);
+    assert_eq!(
+        query_csv(
+            &store,
+            "SELECT cost, CAST(usage_start_time AS BIGINT) AS t \
+             FROM gcp_billing_export ORDER BY cost"
+        ),
+        "cost,t\n1.0,1704067200000000\n2.0,1704072600250000\n3.0,1704070800000000\n\
+         4.0,1704067200000001\n5.0,\n"
+    );
+}
+
+#[test]
 fn legacy_file_export_is_its_own_table() {
     let store = tempfile::tempdir().unwrap();
     let log = convert(

@@ -106,8 +106,8 @@ pub fn parse_decimal(text: &str) -> Option<i128> {
 /// or US month-first dates (`09/01/2023`, `3/1/2021`, `3/1/21`, Azure's EA exports).
 pub fn parse_timestamp(text: &str) -> Option<i64> {
     let t = text.trim();
-    if let Ok(d) = arrow::compute::kernels::cast_utils::string_to_datetime(&chrono::Utc, t) {
-        return Some(d.timestamp_micros());
+    if let Ok(micros) = super::times::parse_utc(t) {
+        return Some(micros);
     }
     let (date, time) = t.split_once(' ').unwrap_or((t, ""));
     let mut parts = date.split('/');

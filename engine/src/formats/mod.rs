@@ -15,6 +15,7 @@ pub mod gcp;
 mod gcp_file_export;
 mod ndjson;
 mod packing;
+mod times;
 
 use std::fs::File;
 use std::io::{BufRead, Read};

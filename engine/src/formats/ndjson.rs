@@ -9,18 +9,19 @@
 //! schema ([`super::Inference::Whole`]). Memory is bounded by the batch size: a batch's
 //! raw lines are kept until it is decoded, so that a value that does not fit its field
 //! can be traced back to its line. Decoding runs on whichever thread takes a chunk.
+//! Top-level timestamps are decoded as text and then read by [`super::times`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::json::reader::{Decoder, ReaderBuilder, infer_json_schema_from_iterator};
 use serde_json::Value;
 
 use super::{
     BATCH_SIZE, BatchSource, Chunk, DecodeChunk, ExportKind, Inference, Packing, SAMPLE, gcp,
-    open_text, read_error, schema_for,
+    open_text, read_error, schema_for, times,
 };
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -42,6 +43,9 @@ struct Decode {
     sampled: bool,
     kind: ExportKind,
     schema: SchemaRef,
+    /// What arrow-json decodes: `schema` with the top-level timestamps (at `times`) as text.
+    as_text: SchemaRef,
+    times: Vec<usize>,
 }
 
 impl<'p> JsonLines<'p> {
@@ -65,6 +69,21 @@ impl<'p> JsonLines<'p> {
                          (usage_start_time, cost, list_price, lineItemId)"
                     .into(),
             })?;
+        let schema = schema_for(kind, inferred.fields());
+        let times: Vec<usize> = (0..schema.fields().len())
+            .filter(|&i| *schema.field(i).data_type() == gcp::timestamp_type())
+            .collect();
+        let as_text = Schema::new(
+            schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| match times.contains(&i) {
+                    true => Arc::new(Field::new(f.name(), DataType::Utf8, f.is_nullable())),
+                    false => f.clone(),
+                })
+                .collect::<Vec<_>>(),
+        );
         Ok(Self {
             reader: open_text(path, packing, progress)?,
             line: 0,
@@ -74,7 +93,9 @@ impl<'p> JsonLines<'p> {
                 display: display.to_string(),
                 sampled: !whole,
                 kind,
-                schema: schema_for(kind, inferred.fields()),
+                schema,
+                as_text: Arc::new(as_text),
+                times,
             }),
         })
     }
@@ -107,7 +128,7 @@ impl Decode {
     ) -> Error {
         let mut start = 0;
         for &(line, end) in lines {
-            let result = decoder_for(&self.schema).and_then(|mut one| {
+            let result = decoder_for(&self.as_text).and_then(|mut one| {
                 one.decode(&text[start..end])?;
                 Ok(one.flush()?)
             });
@@ -120,6 +141,44 @@ impl Decode {
         let last = lines.last().map_or(0, |&(line, _)| line);
         bad_value(&self.display, last, batch_error)
     }
+
+    /// `batch` with its timestamps read from their text, or the line of the first
+    /// that is not a time. Numbers (written as text by the decoder) are microseconds
+    /// since the epoch, as arrow-json reads them.
+    fn read_times(&self, batch: RecordBatch, lines: &[(u64, usize)]) -> Result<RecordBatch> {
+        let mut columns = batch.columns().to_vec();
+        for &i in &self.times {
+            let text = columns[i].as_string::<i32>();
+            let mut micros = Vec::with_capacity(text.len());
+            for (row, value) in text.iter().enumerate() {
+                let Some(value) = value else {
+                    micros.push(0);
+                    continue;
+                };
+                let parsed = times::parse_utc(value).or_else(|e| value.parse().map_err(|_| e));
+                match parsed {
+                    Ok(v) => micros.push(v),
+                    Err(e) => {
+                        let field = self.schema.field(i);
+                        let message = format!(
+                            "field '{}': failed to parse \"{value}\" as {}: {e}",
+                            field.name(),
+                            field.data_type()
+                        );
+                        let line = lines[row].0;
+                        return Err(self.unforeseen(Error::BadRow {
+                            path: self.display.clone(),
+                            line,
+                            message,
+                        }));
+                    }
+                }
+            }
+            let column = TimestampMicrosecondArray::new(micros.into(), text.nulls().cloned());
+            columns[i] = Arc::new(column.with_timezone("UTC")) as ArrayRef;
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
 }
 
 impl DecodeChunk for Decode {
@@ -127,7 +186,7 @@ impl DecodeChunk for Decode {
         let Chunk::Lines { text, lines } = chunk else {
             unreachable!("a JSON reader's chunks are lines")
         };
-        let mut decoder = decoder_for(&self.schema)?;
+        let mut decoder = decoder_for(&self.as_text)?;
         let mut rest = text.as_slice();
         while !rest.is_empty() {
             match decoder.decode(rest) {
@@ -136,7 +195,8 @@ impl DecodeChunk for Decode {
             }
         }
         match decoder.flush() {
-            Ok(batch) => Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone()))),
+            Ok(Some(batch)) => self.read_times(batch, &lines),
+            Ok(None) => Ok(RecordBatch::new_empty(self.schema.clone())),
             Err(e) => Err(self.unforeseen(self.locate(&text, &lines, e))),
         }
     }
