@@ -341,6 +341,28 @@ fn timestamp_diff(a: &Expr, b: &Expr, part_expr: &Expr) -> Result<Expr> {
     ))
 }
 
+/// A timestamp as microseconds since the epoch.
+fn unix_micros(x: &Expr) -> Result<Expr> {
+    Ok(template(
+        "arrow_cast(X, 'Int64')",
+        &[("X", &in_zone(x, None)?)],
+    ))
+}
+
+/// `x / by` rounded down, as BigQuery's `UNIX_MILLIS` and `UNIX_SECONDS` round.
+fn floor_div(x: &Expr, by: i64) -> Expr {
+    template(
+        &format!("((X - ((X % {by}) + {by}) % {by}) / {by})"),
+        &[("X", x)],
+    )
+}
+
+/// The timestamp `n` units of `micros` microseconds after the epoch.
+fn from_micros(n: &Expr, micros: i64) -> Expr {
+    let utc = string_literal("Timestamp(µs, \"UTC\")");
+    template(&format!("arrow_cast(N * {micros}, {utc})"), &[("N", n)])
+}
+
 fn function(name: &str, args: &[Expr]) -> Result<Option<Expr>> {
     let arg = |i: usize| &args[i];
     let t = |text: &str, names: &[&str]| {
@@ -389,6 +411,14 @@ fn function(name: &str, args: &[Expr]) -> Result<Option<Expr>> {
         }
         ("FORMAT_DATE", 2) => t("bq_format_timestamp(F, D)", &["F", "D"]),
         ("PARSE_DATE", 2) => t("to_date(S, F)", &["F", "S"]),
+        ("UNIX_MICROS", 1) => Some(unix_micros(arg(0))?),
+        ("UNIX_MILLIS", 1) => Some(floor_div(&unix_micros(arg(0))?, 1_000)),
+        ("UNIX_SECONDS", 1) => Some(floor_div(&unix_micros(arg(0))?, 1_000_000)),
+        ("TIMESTAMP_MICROS", 1) => Some(from_micros(arg(0), 1)),
+        ("TIMESTAMP_MILLIS", 1) => Some(from_micros(arg(0), 1_000)),
+        ("TIMESTAMP_SECONDS", 1) => Some(from_micros(arg(0), 1_000_000)),
+        ("UNIX_DATE", 1) => t("(CAST(D AS DATE) - DATE '1970-01-01')", &["D"]),
+        ("DATE_FROM_UNIX_DATE", 1) => t("arrow_cast(arrow_cast(N, 'Int32'), 'Date32')", &["N"]),
         _ => None,
     })
 }
