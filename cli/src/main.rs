@@ -17,7 +17,24 @@ pub const EXIT_MISMATCH: u8 = 3;
 /// Exit code of a report that found a budget exceeded, or projected to be.
 pub const EXIT_BUDGET: u8 = 4;
 
+/// Caps glibc's malloc arenas at one per core (its default is eight per core). A
+/// conversion hands batches between decoding, partitioning and encoding threads, and
+/// memory freed into one thread's arena stays mapped beside the others': 10M-row
+/// conversions peaked at 0.74-0.95 GiB, and at 0.54-0.66 GiB with one arena per core,
+/// in the same time.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn cap_malloc_arenas() {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt only tunes the allocator; no other thread has started yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    cap_malloc_arenas();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
