@@ -19,9 +19,9 @@ pub const EXIT_BUDGET: u8 = 4;
 
 /// Caps glibc's malloc arenas at one per core (its default is eight per core). A
 /// conversion hands batches between decoding, partitioning and encoding threads, and
-/// memory freed into one thread's arena stays mapped beside the others': 10M-row
-/// conversions peaked at 0.74-0.95 GiB, and at 0.54-0.66 GiB with one arena per core,
-/// in the same time.
+/// memory freed into one thread's arena stays mapped beside the others': a 10M-row
+/// conversion peaked at 761-997 MiB, and at 565-698 MiB with one arena per core, in
+/// the same time.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn cap_malloc_arenas() {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
