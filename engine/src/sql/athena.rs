@@ -3,7 +3,7 @@
 //!
 //! | Athena | planned as |
 //! |---|---|
-//! | `date_format(ts, '%Y-%m-%d %H:%i:%s')` (MySQL specifiers) | `bq_format_timestamp('%Y-%m-%d %H:%M:%S', ts)` (strftime's; `to_char` but for numeric formats) |
+//! | `date_format(ts, '%Y-%m-%d %H:%i:%s')` (MySQL specifiers) | `bq_format_timestamp('%Y-%m-%d %H:%M:%S', ts)` (strftime's) |
 //! | `element_at(map_or_array, k)` | `map_or_array[k]` |
 //! | `resource_tags['user_name']`, `element_at(m, 'k')` (a text key) | `tag(m, 'k')`, which also finds a legacy CUR's `user:Name` |
 //! | `year(x)`, `month(x)`, `day(x)`, `hour(x)`, `quarter(x)` | `date_part('year', x)`, ... |

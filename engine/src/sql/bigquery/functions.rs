@@ -13,7 +13,7 @@
 //! | `TIMESTAMP_TRUNC(ts, part [, tz])`, `DATE_TRUNC(d, part)` | `date_trunc` in `tz`; weeks start on Sunday (`WEEK(<day>)` on that day) |
 //! | `DATE_DIFF(a, b, part)` | part boundaries between the dates: days apart, weeks' starts apart / 7, `date_part` year/quarter/month differences |
 //! | `TIMESTAMP_DIFF(a, b, part)` | whole parts (MICROSECOND to DAY) between the microsecond counts, truncated toward zero |
-//! | `FORMAT_TIMESTAMP(f, ts [, tz])`, `FORMAT_DATE(f, d)`, `PARSE_DATE(f, s)` | `bq_format_timestamp` (`to_char` but for numeric formats), `to_date` |
+//! | `FORMAT_TIMESTAMP(f, ts [, tz])`, `FORMAT_DATE(f, d)`, `PARSE_DATE(f, s)` | `bq_format_timestamp` (BigQuery's elements, `%E*S` and `%Ez` too; `to_char` for week numbers), `to_date` |
 //! | `TIMESTAMP_ADD/SUB`, `DATE_ADD/SUB` with `INTERVAL n unit` | `+`, `-` an interval |
 //! | `ARRAY_LENGTH`, `SPLIT`, `REGEXP_CONTAINS`, `REGEXP_EXTRACT`, `MOD` | `cardinality`, `string_to_array`, `regexp_like`, `regexp_match(...)[1]`, `%` |
 //! | `"text"`, `r'raw'` string literals | `'text'`, `'raw'` |
