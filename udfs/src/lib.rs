@@ -9,12 +9,14 @@
 //! - [`billing::money_sum`]: the exact decimal sum of amounts (an aggregate);
 //! - [`billing::lookup`]: `label`, `has_label`, `tag` key lookups;
 //! - [`bigquery`]: BigQuery semantics where DataFusion's built-ins differ
-//!   (`to_json_string`, `bq_divide`, `bq_safe_divide`, `bq_cast_int64`, `bq_array_sum`).
+//!   (`to_json_string`, `bq_divide`, `bq_safe_divide`, `bq_cast_int64`, `bq_array_sum`);
+//! - [`array_filter`]: DataFusion's `array_filter`, faster on many short lists.
 //!
 //! Money comes out as `Decimal128(38, 9)` (BigQuery's NUMERIC): a FLOAT64 amount is
 //! taken at the shortest decimal that reads back as the same double (the text the
 //! export carried), so sums of these results are exact.
 
+pub mod array_filter;
 pub mod aws_name;
 pub mod bigquery;
 pub mod billing;
@@ -22,7 +24,7 @@ pub mod decimal;
 
 use std::sync::Arc;
 
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::logical_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
 /// Every scalar function of this crate.
@@ -69,6 +71,8 @@ pub fn register_all(ctx: &SessionContext) {
     for udaf in all_aggregate() {
         ctx.register_udaf(udaf.as_ref().clone());
     }
+    let array_filter = HigherOrderUDF::from(array_filter::ArrayFilter::new());
+    ctx.register_higher_order_function(Arc::new(array_filter));
 }
 
 #[cfg(test)]
