@@ -281,19 +281,31 @@ impl Pattern {
         let micros = cast(x, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
         let mut out = StringBuilder::with_capacity(x.len(), x.len() * 8);
         let mut line = String::new();
+        let mut last = None;
         for v in micros.as_primitive::<TimestampMicrosecondType>() {
             let Some(v) = v else {
                 out.append_null();
                 continue;
             };
-            let offset = match (&zone, DateTime::from_timestamp_micros(v)) {
-                (Some(zone), Some(t)) => zone
-                    .offset_from_utc_datetime(&t.naive_utc())
-                    .fix()
-                    .local_minus_utc(),
-                _ => 0,
+            let offset = match &zone {
+                Some(zone) => DateTime::from_timestamp_micros(v).map_or(0, |t| {
+                    let offset = zone.offset_from_utc_datetime(&t.naive_utc());
+                    offset.fix().local_minus_utc()
+                }),
+                None => 0,
             };
-            let Some(t) = Local::new(v + i64::from(offset) * 1_000_000) else {
+            let local = v + i64::from(offset) * 1_000_000;
+            // A bill's rows come in order of time, many to a day or an hour: the text
+            // of a value at the same local day (or time, for a timed format) is the last.
+            let key = match self.timed {
+                true => (local, offset),
+                false => (local.div_euclid(86_400_000_000), 0),
+            };
+            if last.replace(key) == Some(key) {
+                out.append_value(&line);
+                continue;
+            }
+            let Some(t) = Local::new(local) else {
                 return Ok(None);
             };
             line.clear();
@@ -595,6 +607,50 @@ mod tests {
                 Some("1970-06-29 20:00:00 -0400|-04:00".into())
             ],
             "local time and offset, summer time too"
+        );
+        // Values repeated, on one day, and the hour New York's clocks repeat in November.
+        let hour = 3_600_000_000;
+        let fall_back = 1_730_611_800_000_000; // 2024-11-03 05:30 UTC, 01:30 EDT
+        let repeated = TimestampMicrosecondArray::from(vec![
+            Some(fall_back),
+            Some(fall_back),
+            None,
+            Some(fall_back + hour),
+            Some(fall_back + 2 * hour),
+        ])
+        .with_timezone("America/New_York");
+        assert_eq!(
+            written("%F %H:%M %Ez", &repeated).unwrap(),
+            [
+                Some("2024-11-03 01:30 -04:00".into()),
+                Some("2024-11-03 01:30 -04:00".into()),
+                None,
+                Some("2024-11-03 01:30 -05:00".into()),
+                Some("2024-11-03 02:30 -05:00".into()),
+            ]
+        );
+        let days: Vec<_> = written("%d", &repeated)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(days, ["03", "03", "03", "03"]);
+        let utc =
+            TimestampMicrosecondArray::from(vec![0, 0, hour, 86_400_000_000 - 1, 86_400_000_000]);
+        let utc: Vec<_> = written("%F|%H", &utc)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(
+            utc,
+            [
+                "1970-01-01|00",
+                "1970-01-01|00",
+                "1970-01-01|01",
+                "1970-01-01|23",
+                "1970-01-02|00"
+            ]
         );
         let india = TimestampMicrosecondArray::from(vec![0]).with_timezone("Asia/Kolkata");
         assert_eq!(
