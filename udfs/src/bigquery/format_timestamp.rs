@@ -299,7 +299,7 @@ impl Pattern {
             // of a value at the same local day (or time, for a timed format) is the last.
             let key = match self.timed {
                 true => (local, offset),
-                false => (local.div_euclid(86_400_000_000), 0),
+                false => (local.div_euclid(DAY * 1_000_000), 0),
             };
             if last.replace(key) == Some(key) {
                 out.append_value(&line);
@@ -352,6 +352,9 @@ impl Pattern {
     }
 }
 
+/// Seconds in a day.
+const DAY: i64 = 86_400;
+
 /// Appends the last `width` decimal digits of `n` (not negative).
 fn push_digits(line: &mut String, n: i64, width: u32) {
     for p in (0..width).rev() {
@@ -373,7 +376,6 @@ struct Local {
 impl Local {
     /// The local time of `micros` after 1970-01-01 00:00, if its year is 1 to 9999.
     fn new(micros: i64) -> Option<Self> {
-        const DAY: i64 = 86_400;
         let s = micros.div_euclid(1_000_000);
         let days = s.div_euclid(DAY);
         let (year, month, day) = civil(days);
