@@ -1,21 +1,23 @@
-//! Reading only the record fields a query uses from a repeated record column.
+//! Reading only the record fields a query uses from a record or a list of records.
 //!
-//! DataFusion reads one Parquet leaf for `invoice.month`, but every leaf of a list of
-//! records such as `credits` (name, amount, full_name, id, type) even when a query
-//! only sums `amount`. It reads fewer leaves when a table declares the column with a
-//! narrower element type than its files have. [`narrowed_tables`] finds, for each
-//! list-of-records column of a stored table, the element fields the whole plan reads;
-//! where that is a proper subset it makes the table anew with the narrow type, and
-//! the session plans the statement again over those tables.
+//! DataFusion reads every leaf of a list of records such as `credits` (name, amount,
+//! full_name, id, type) even when a query only sums `amount`; and every leaf of a
+//! record such as `sku` (id, description) where `sku.id` is used above a sort or a
+//! window, which carries the whole record through. It reads fewer leaves when a table
+//! declares the column with a narrower type than its files have. [`narrowed_tables`]
+//! finds, for each record or list-of-records column of a stored table, the fields the
+//! whole plan reads; where that is a proper subset it makes the table anew with the
+//! narrow type, and the session plans the statement again over those tables.
 //!
-//! A field counts as read when an element is taken apart by name: `c.amount` after
-//! `UNNEST(credits) c`, `x.amount` in a lambda over the list (`array_transform`,
-//! `array_any_match`, `array_filter`), `credits[OFFSET(0)].id`. Any other use of the
-//! list or of an element (output, `TO_JSON_STRING`, comparison, an operator the
-//! analysis does not follow) reads the whole column, and the table keeps it whole.
+//! A field counts as read when a record (a list's element, or the column itself) is
+//! taken apart by name: `sku.id`, `c.amount` after `UNNEST(credits) c`, `x.amount` in a
+//! lambda over the list (`array_transform`, `array_any_match`, `array_filter`),
+//! `credits[OFFSET(0)].id`. Any other use of the column or of an element (output,
+//! `TO_JSON_STRING`, comparison, an operator the analysis does not follow) reads the
+//! whole column, and the table keeps it whole.
 //!
-//! The same table made anew also declares the text fields the plan groups by alone
-//! as dictionaries (`crate::dictionary_reads`).
+//! The same table made anew also declares the text fields the plan groups by as
+//! dictionaries (`crate::dictionary_reads`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -32,7 +34,7 @@ use crate::dictionary_reads::{self, HintedParquet, Leaf};
 
 /// The stored tables `plan` scans, by the reference it scans them with, made anew
 /// with their list-of-records columns narrowed to the fields the plan reads and the
-/// text it groups by alone read as dictionaries; empty when nothing changes.
+/// text it groups by read as dictionaries; empty when nothing changes.
 pub fn narrowed_tables(
     plan: &LogicalPlan,
 ) -> Result<HashMap<TableReference, Arc<dyn TableProvider>>> {
@@ -68,8 +70,8 @@ pub fn narrowed_tables(
     Ok(tables)
 }
 
-/// `table` with each list-of-records column in `read` keeping only those fields and
-/// the text at `grouped` read as dictionaries, if anything changes.
+/// `table` with each record or list-of-records column in `read` keeping only those
+/// fields and the text at `grouped` read as dictionaries, if anything changes.
 fn narrowed_table(
     table: &ListingTable,
     read: &HashMap<String, BTreeSet<String>>,
@@ -85,19 +87,23 @@ fn narrowed_table(
         .iter()
         .map(|field| {
             let narrow = read.get(field.name()).and_then(|read| {
-                let (item, fields) = record_fields(field.data_type())?;
-                let kept: Fields = fields
-                    .iter()
-                    .filter(|f| read.contains(f.name()))
-                    .cloned()
-                    .collect();
-                (!kept.is_empty() && kept.len() < fields.len()).then(|| {
-                    DataType::List(Arc::new(Field::new(
+                let keep = |fields: &Fields| -> Option<Fields> {
+                    let kept: Fields = fields
+                        .iter()
+                        .filter(|f| read.contains(f.name()))
+                        .cloned()
+                        .collect();
+                    (!kept.is_empty() && kept.len() < fields.len()).then_some(kept)
+                };
+                match (field.data_type(), record_fields(field.data_type())) {
+                    (_, Some((item, fields))) => Some(DataType::List(Arc::new(Field::new(
                         item.name(),
-                        DataType::Struct(kept),
+                        DataType::Struct(keep(fields)?),
                         item.is_nullable(),
-                    )))
-                })
+                    )))),
+                    (DataType::Struct(fields), None) => Some(DataType::Struct(keep(fields)?)),
+                    _ => None,
+                }
             });
             match narrow {
                 Some(narrow) => {
@@ -184,12 +190,16 @@ impl Uses {
         match plan {
             LogicalPlan::TableScan(scan) => {
                 for field in scan.projected_schema.fields() {
-                    if record_fields(field.data_type()).is_some() {
-                        self.track(field.name(), field.name(), Level::List);
-                        self.fields
-                            .entry(field.name().clone())
-                            .or_insert_with(|| Some(BTreeSet::new()));
-                    }
+                    // A record is read as one element of a list is.
+                    let level = match field.data_type() {
+                        DataType::Struct(_) => Level::Element,
+                        t if record_fields(t).is_some() => Level::List,
+                        _ => continue,
+                    };
+                    self.track(field.name(), field.name(), level);
+                    self.fields
+                        .entry(field.name().clone())
+                        .or_insert_with(|| Some(BTreeSet::new()));
                 }
                 for filter in &scan.filters {
                     self.expr(filter, &Params::new());
@@ -390,6 +400,14 @@ mod tests {
         s
     }
 
+    /// The record fields of a record, or of a list of records.
+    fn fields_of(data_type: &DataType) -> Option<&Fields> {
+        match data_type {
+            DataType::Struct(fields) => Some(fields),
+            t => record_fields(t).map(|(_, fields)| fields),
+        }
+    }
+
     /// The columns the plan of `sql` reads narrowed, with the fields it keeps of each.
     async fn narrowed(s: &Session, sql: &str, dialect: Dialect) -> String {
         let df = s.sql(sql, dialect).await.unwrap();
@@ -399,14 +417,13 @@ mod tests {
             .apply_with_subqueries(|p| {
                 if let LogicalPlan::TableScan(scan) = p {
                     for field in scan.source.schema().fields() {
-                        let (Some((_, kept)), Ok(all)) = (
-                            record_fields(field.data_type()),
+                        let (Some(kept), Ok(all)) = (
+                            fields_of(field.data_type()),
                             full.field_with_name(field.name()),
                         ) else {
                             continue;
                         };
-                        if Some(kept.len()) != record_fields(all.data_type()).map(|(_, f)| f.len())
-                        {
+                        if Some(kept.len()) != fields_of(all.data_type()).map(|f| f.len()) {
                             let names: Vec<_> = kept.iter().map(|f| f.name().as_str()).collect();
                             found.push(format!("{}({})", field.name(), names.join(", ")));
                         }
@@ -443,6 +460,23 @@ mod tests {
                 "system_labels(value) credits(amount)",
             ),
             ("SELECT credits[SAFE_OFFSET(0)].id FROM cud", "credits(id)"),
+            // Records are read field by field too.
+            ("SELECT sku.id, SUM(cost) FROM cud GROUP BY 1", "sku(id)"),
+            (
+                "SELECT project.name, project.id FROM cud WHERE location.zone LIKE 'us%'",
+                "project(id, name) location(zone)",
+            ),
+            (
+                "SELECT id FROM (SELECT sku.id, ROW_NUMBER() OVER (ORDER BY cost DESC, sku.id) AS n FROM cud)",
+                "sku(id)",
+            ),
+            (
+                "SELECT a.display_name FROM cud, UNNEST(project.ancestors) a",
+                "project(ancestors)",
+            ),
+            ("SELECT sku FROM cud", ""),
+            ("SELECT TO_JSON_STRING(sku), sku.id FROM cud", ""),
+            ("SELECT COUNT(*) FROM cud WHERE sku IS NOT NULL", ""),
             // Used whole: every field is read.
             ("SELECT TO_JSON_STRING(credits) FROM cud", ""),
             ("SELECT c FROM cud, UNNEST(credits) c", ""),
@@ -504,6 +538,18 @@ mod tests {
             (
                 "SELECT SUM(cost) + SUM(IFNULL((SELECT SUM(c.amount) FROM UNNEST(credits) c), 0)) FROM cud",
                 "286.5",
+            ),
+            (
+                "SELECT sku.description, cost FROM cud WHERE location.zone = 'us-central1-a' \
+                 ORDER BY cost DESC, sku.description LIMIT 4",
+                "N1 Predefined Instance Core running in Americas 150.0\n\
+                 Commitment v1: Cpu in Americas for 1 Year 100.0\n\
+                 Commitment v1: Cpu in Americas for 1 Year 100.0\n\
+                 N1 Predefined Instance Ram running in Americas 30.0",
+            ),
+            (
+                "SELECT service.description, sku.id, SUM(cost) FROM cud GROUP BY 1, 2",
+                "Compute Engine 2E27-4F75-95CD 405.0",
             ),
             (
                 "SELECT c.id, TO_JSON_STRING(credits) FROM cud, UNNEST(credits) c WHERE c.amount = -18.5",
