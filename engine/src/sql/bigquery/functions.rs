@@ -19,6 +19,7 @@
 //! | `"text"`, `r'raw'` string literals | `'text'`, `'raw'` |
 //! | `STRUCT(a, t.b, 1)` | `STRUCT(a AS a, t.b AS b, 1 AS _field_3)` (BigQuery's field names) |
 //! | `ARRAY_AGG(x ORDER BY y LIMIT n)` | `array_slice(ARRAY_AGG(x ORDER BY y), 1, n)` |
+//! | `ROW_NUMBER()`, `RANK()`, `DENSE_RANK()`, `NTILE(n)` `OVER (...)` | the same, cast to `BIGINT` (INT64, where DataFusion numbers as UInt64) |
 //! | `EXTRACT(DAYOFWEEK FROM x)` | `date_part('dow', x) + 1` (Sunday is 1) |
 //! | `a[OFFSET(i)].f`, `a[SAFE_OFFSET(i)]`, `a[i]`; `a[ORDINAL(i)]`, `a[SAFE_ORDINAL(i)]` | `a[i + 1]['f']`, `a[i + 1]`, `a[i + 1]`; `a[i]` (DataFusion counts from 1; an index out of range is NULL, where BigQuery's `OFFSET` and `ORDINAL` fail) |
 
@@ -96,6 +97,17 @@ fn convert(e: &Expr) -> Result<Option<Expr>> {
                 root: root.clone(),
                 access_chain: chain,
             }))
+        }
+        // BigQuery numbers rows as INT64; DataFusion's UInt64 made `MOD(n, 100000)`
+        // (an INT64 beside it) DECIMAL(20, 0) arithmetic.
+        Expr::Function(f)
+            if f.over.is_some()
+                && matches!(
+                    function_name(f).as_deref(),
+                    Some("ROW_NUMBER" | "RANK" | "DENSE_RANK" | "NTILE")
+                ) =>
+        {
+            Ok(Some(template("CAST(F AS BIGINT)", &[("F", e)])))
         }
         Expr::Function(f) if f.over.is_none() => {
             if let Some(sliced) = array_agg_limit(f) {
