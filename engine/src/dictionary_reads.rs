@@ -3,11 +3,12 @@
 //! A stored text field such as `invoice.month` or `service.description` holds a few
 //! distinct values, dictionary encoded in the files. DataFusion reads it as one string
 //! per row, copying each, and a `GROUP BY` on it hashes and compares every one of them.
-//! [`grouped_leaves`] finds the record fields a plan groups by alone; the table is made
+//! [`grouped_leaves`] finds the record fields a plan groups by; the table is made
 //! anew declaring them `Dictionary(Int32, Utf8)`, and [`HintedParquet`] has the
 //! Parquet reader keep the files' dictionaries instead of expanding them. The plan
 //! groups by the dictionary cast to text ([`grouped_as_text`]), which
-//! `crate::dictionary_group_by` does by dictionary key.
+//! `crate::dictionary_group_by` does by dictionary key, and `crate::dictionary_ids`
+//! by numbers for the text where it is one of several keys.
 //!
 //! A field qualifies only when every other use of it is a comparison with a constant
 //! or a NULL test, where a dictionary goes as well as text; any other use (an argument
@@ -38,8 +39,8 @@ use object_store::{ObjectMeta, ObjectStore};
 /// A path of record fields below a column: `invoice.month` is `["month"]` of `invoice`.
 pub type Leaf = Vec<String>;
 
-/// The record fields of stored tables `plan` groups by alone, by the reference it scans
-/// the table with, as (column, path) pairs.
+/// The record fields of stored tables `plan` groups by (alone or beside other keys), by
+/// the reference it scans the table with, as (column, path) pairs.
 pub fn grouped_leaves(plan: &LogicalPlan) -> HashMap<TableReference, BTreeSet<(String, Leaf)>> {
     let mut uses = Uses::default();
     let _ = plan.apply_with_subqueries(|node| {
@@ -61,15 +62,31 @@ pub fn grouped_leaves(plan: &LogicalPlan) -> HashMap<TableReference, BTreeSet<(S
 /// the plan's output has the types it has over the stored tables.
 pub fn grouped_as_text(plan: LogicalPlan) -> Result<LogicalPlan> {
     plan.transform_up_with_subqueries(|node| {
-        if let LogicalPlan::Aggregate(a) = &node
-            && let [key] = a.group_expr.as_slice()
-            && field_path(key).is_some()
-            && let DataType::Dictionary(..) = key.to_field(a.input.schema())?.1.data_type()
-        {
-            let name = key.schema_name().to_string();
-            let text = cast(key.clone(), DataType::Utf8).alias(name);
-            let aggregate = Aggregate::try_new(a.input.clone(), vec![text], a.aggr_expr.clone())?;
-            return Ok(Transformed::yes(LogicalPlan::Aggregate(aggregate)));
+        if let LogicalPlan::Aggregate(a) = &node {
+            let mut changed = false;
+            let keys = a
+                .group_expr
+                .iter()
+                .map(|key| {
+                    let dictionary = field_path(key).is_some()
+                        && matches!(
+                            key.to_field(a.input.schema())?.1.data_type(),
+                            DataType::Dictionary(..)
+                        );
+                    changed |= dictionary;
+                    Ok(match dictionary {
+                        true => {
+                            let name = key.schema_name().to_string();
+                            cast(key.clone(), DataType::Utf8).alias(name)
+                        }
+                        false => key.clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if changed {
+                let aggregate = Aggregate::try_new(a.input.clone(), keys, a.aggr_expr.clone())?;
+                return Ok(Transformed::yes(LogicalPlan::Aggregate(aggregate)));
+            }
         }
         node.recompute_schema().map(Transformed::yes)
     })
@@ -216,7 +233,7 @@ fn field_path(expr: &Expr) -> Option<(&Column, Leaf)> {
 /// What a plan does with record fields, found node by node.
 #[derive(Default)]
 struct Uses {
-    /// (scanned table, column, path) grouped by alone.
+    /// (scanned table, column, path) grouped by.
     keys: Vec<(TableReference, String, Leaf)>,
     /// (column, path) used where a dictionary may not go; an empty path: the column.
     barred: HashSet<(String, Leaf)>,
@@ -232,12 +249,16 @@ impl Uses {
     }
 
     fn node(&mut self, plan: &LogicalPlan) {
-        if let LogicalPlan::Aggregate(a) = plan
-            && let [key] = a.group_expr.as_slice()
-            && let Some((column, path)) = field_path(key)
-        {
-            if let Some(table) = scanned(&a.input, &column.name) {
-                self.keys.push((table, column.name.clone(), path));
+        if let LogicalPlan::Aggregate(a) = plan {
+            for key in &a.group_expr {
+                match field_path(key) {
+                    Some((column, path)) => {
+                        if let Some(table) = scanned(&a.input, &column.name) {
+                            self.keys.push((table, column.name.clone(), path));
+                        }
+                    }
+                    None => self.expr(key, false),
+                }
             }
             for e in &a.aggr_expr {
                 self.expr(e, false);

@@ -17,15 +17,17 @@
 //! - [`verify`] re-reads sources and store and reconciles them with the catalog.
 //! - [`session`] is a DataFusion context with the store's tables and the billing
 //!   functions of `billq-udfs`; [`sql`] holds the BigQuery front end. Plans read only
-//!   the record fields they use of lists such as `credits` (`nested_reads`), and
-//!   group by stored text through its dictionary (`dictionary_reads`,
-//!   `dictionary_group_by`).
+//!   the record fields they use of records and lists of records (`nested_reads`),
+//!   and group by stored text through its dictionary (`dictionary_reads`;
+//!   `dictionary_group_by` for one key, `dictionary_ids` among several); full sorts
+//!   sort a memory's worth of rows at once in the row format (`row_sort`).
 
 pub mod catalog;
 pub mod config;
 pub mod convert;
 pub mod deliveries;
 mod dictionary_group_by;
+mod dictionary_ids;
 mod dictionary_reads;
 pub mod error;
 pub mod focus;
@@ -37,6 +39,7 @@ pub mod progress;
 pub mod rating;
 mod read_ahead;
 pub mod report;
+mod row_sort;
 pub mod session;
 pub mod source;
 pub mod sql;

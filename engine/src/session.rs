@@ -13,8 +13,8 @@ use datafusion::catalog::{
 use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::memory_pool::TrackConsumersPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -23,10 +23,12 @@ use datafusion::sql::parser::Statement;
 use crate::catalog::Catalog;
 use crate::convert::{ConvertOptions, convert};
 use crate::dictionary_group_by::DictionaryGroupBy;
+use crate::dictionary_ids::DictionaryIds;
 use crate::dictionary_reads;
 use crate::error::{Error, Result};
-use crate::memory_pool::RepartitionsNeverSpill;
+use crate::memory_pool::FairPool;
 use crate::nested_reads;
+use crate::row_sort::RowSort;
 use crate::sql::bigquery::Columns;
 use crate::sql::{self, Dialect};
 use crate::store;
@@ -65,9 +67,17 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session with billq's functions and no tables.
+    /// A session with billq's functions and no tables, whose queries hold what memory
+    /// they need (the first stage of an aggregation a few MiB, as under a limit).
     pub fn new() -> Self {
-        Self::with_context(SessionContext::new_with_config(config()))
+        let runtime = RuntimeEnv {
+            memory_pool: Arc::new(FairPool::new(usize::MAX)),
+            ..RuntimeEnv::default()
+        };
+        Self::with_context(SessionContext::new_with_config_rt(
+            config(),
+            Arc::new(runtime),
+        ))
     }
 
     /// A session whose queries hold at most `bytes` of memory in their sorts, joins and
@@ -89,10 +99,7 @@ impl Session {
         execution.sort_spill_reservation_bytes = execution
             .sort_spill_reservation_bytes
             .min(bytes / 4 / sorts);
-        let pool = RepartitionsNeverSpill::new(TrackConsumersPool::new(
-            FairSpillPool::new(bytes),
-            LARGEST_CONSUMERS,
-        ));
+        let pool = TrackConsumersPool::new(FairPool::new(bytes), LARGEST_CONSUMERS);
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool))
             .build_arc()?;
@@ -104,6 +111,8 @@ impl Session {
     pub(crate) fn with_context(ctx: SessionContext) -> Self {
         let state = SessionStateBuilder::new_from_existing(ctx.state())
             .with_physical_optimizer_rule(Arc::new(DictionaryGroupBy))
+            .with_physical_optimizer_rule(Arc::new(DictionaryIds))
+            .with_physical_optimizer_rule(Arc::new(RowSort))
             .build();
         let ctx = SessionContext::new_with_state(state);
         billq_udfs::register_all(&ctx);

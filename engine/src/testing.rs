@@ -25,7 +25,8 @@ pub async fn rows(s: &Session, sql: &str, dialect: Dialect) -> Vec<String> {
     rows
 }
 
-/// Runs `sql` and sums the metric `name` over the plan's operators called `operator`.
+/// Runs `sql` and sums the metric `name` over the plan's operators called `operator`
+/// (`spill_count` included, which DataFusion's sums by name leave out).
 pub async fn metric(s: &Session, sql: &str, dialect: Dialect, operator: &str, name: &str) -> usize {
     let df = s.sql(sql, dialect).await.unwrap();
     let task = df.task_ctx();
@@ -35,10 +36,10 @@ pub async fn metric(s: &Session, sql: &str, dialect: Dialect, operator: &str, na
     let mut stack = vec![plan];
     while let Some(node) = stack.pop() {
         if node.name() == operator {
-            sum += node
-                .metrics()
-                .and_then(|m| m.sum_by_name(name))
-                .map_or(0, |v| v.as_usize());
+            sum += node.metrics().map_or(0, |m| match name {
+                "spill_count" => m.spill_count().unwrap_or(0),
+                _ => m.sum_by_name(name).map_or(0, |v| v.as_usize()),
+            });
         }
         stack.extend(node.children().into_iter().cloned());
     }

@@ -42,7 +42,7 @@ fn a_sort_past_the_memory_limit_spills_and_answers_the_same() {
     let plan = query(&store, Some("4MiB"), &format!("EXPLAIN ANALYZE {GROUPED}"));
     let sort = plan
         .lines()
-        .find(|l| l.contains("SortExec: expr=[sum(gcp_billing_export.cost)"))
+        .find(|l| l.contains("RowSortExec: expr=[sum(gcp_billing_export.cost)"))
         .unwrap_or_else(|| panic!("no sort in {plan}"));
     let spills: u64 = sort
         .split("spill_count=")
