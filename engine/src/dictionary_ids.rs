@@ -870,6 +870,20 @@ mod tests {
         }
     }
 
+    /// A session, under `limit` if given, with [`bill`]'s files as table `t`.
+    async fn billed(limit: Option<usize>) -> (tempfile::TempDir, Session) {
+        let dir = tempfile::tempdir().unwrap();
+        bill(dir.path());
+        let mut s = match limit {
+            None => Session::new(),
+            Some(bytes) => Session::with_memory_limit(bytes).unwrap(),
+        };
+        s.add_table("t", dir.path().to_str().unwrap())
+            .await
+            .unwrap();
+        (dir, s)
+    }
+
     async fn plan(s: &Session, sql: &str) -> String {
         let df = s.sql(sql, Dialect::BigQuery).await.unwrap();
         let plan = df.create_physical_plan().await.unwrap();
@@ -926,16 +940,8 @@ mod tests {
 
     #[tokio::test]
     async fn groups_by_numbers_for_stored_text_with_datafusions_answers() {
-        let dir = tempfile::tempdir().unwrap();
-        bill(dir.path());
         for limit in [None, Some(2 << 20)] {
-            let mut s = match limit {
-                None => Session::new(),
-                Some(bytes) => Session::with_memory_limit(bytes).unwrap(),
-            };
-            s.add_table("t", dir.path().to_str().unwrap())
-                .await
-                .unwrap();
+            let (_dir, s) = billed(limit).await;
             for (sql, keys) in QUERIES {
                 let plan = plan(&s, sql).await;
                 assert!(
@@ -959,12 +965,7 @@ mod tests {
     /// the keys as DataFusion groups them, with the same answers.
     #[tokio::test]
     async fn an_aggregate_over_a_lambda_keeps_the_text_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        bill(dir.path());
-        let mut s = Session::new();
-        s.add_table("t", dir.path().to_str().unwrap())
-            .await
-            .unwrap();
+        let (_dir, s) = billed(None).await;
         let sql = "SELECT invoice.month AS m, service.description AS s, \
                    SUM(cost) + SUM(IFNULL((SELECT SUM(c.amount) FROM UNNEST(credits) c), 0)) AS net \
                    FROM t GROUP BY 1, 2 ORDER BY 1, 2";
@@ -976,12 +977,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_key_of_one_text_keeps_the_dictionary_grouping() {
-        let dir = tempfile::tempdir().unwrap();
-        bill(dir.path());
-        let mut s = Session::new();
-        s.add_table("t", dir.path().to_str().unwrap())
-            .await
-            .unwrap();
+        let (_dir, s) = billed(None).await;
         let plan = plan(&s, "SELECT sku.id, SUM(cost) FROM t GROUP BY 1").await;
         assert!(
             plan.contains("DictionaryGroupByExec") && !plan.contains("DictionaryIdsExec"),
