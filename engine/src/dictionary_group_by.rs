@@ -16,7 +16,7 @@ use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, StringArray};
 use arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{HashMap, Result, internal_datafusion_err};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -37,6 +37,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use crate::dictionary_reads::text_dictionary;
+use crate::plan_rewrite::replace_up;
 
 /// Replaces partial aggregations grouped by one `Dictionary(Int32, Utf8)` cast to text.
 #[derive(Debug)]
@@ -48,16 +49,13 @@ impl PhysicalOptimizerRule for DictionaryGroupBy {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            Ok(match node.downcast_ref::<AggregateExec>() {
-                Some(agg) => match DictionaryGroupByExec::try_new(agg)? {
-                    Some(exec) => Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>),
-                    None => Transformed::no(node),
-                },
-                None => Transformed::no(node),
-            })
+        replace_up(plan, |node| {
+            let Some(agg) = node.downcast_ref::<AggregateExec>() else {
+                return Ok(None);
+            };
+            Ok(DictionaryGroupByExec::try_new(agg)?
+                .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>))
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {
@@ -437,6 +435,7 @@ mod tests {
     use std::path::Path;
 
     use arrow::array::{Int64Array, StringDictionaryBuilder};
+    use datafusion::common::tree_node::TreeNode;
     use datafusion::datasource::MemTable;
     use datafusion::execution::memory_pool::GreedyMemoryPool;
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;

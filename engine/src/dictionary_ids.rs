@@ -24,7 +24,7 @@ use arrow::array::{
 use arrow::buffer::{Buffer, NullBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Int32Type, Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, internal_datafusion_err};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -45,6 +45,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use crate::dictionary_reads::text_dictionary;
+use crate::plan_rewrite::replace_up;
 
 /// Groups aggregations of two keys or more, stored text among them, by numbers.
 #[derive(Debug)]
@@ -56,21 +57,9 @@ impl PhysicalOptimizerRule for DictionaryIds {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let plan = plan.transform_up(|node| {
-            Ok(match by_numbers(&node)? {
-                Some(new) => Transformed::yes(new),
-                None => Transformed::no(node),
-            })
-        })?;
+        let plan = replace_up(plan, by_numbers)?;
         // A projection above the unpacked keys, made earlier, takes only what it uses.
-        plan.data
-            .transform_up(|node| {
-                Ok(match merged_into_keys(&node)? {
-                    Some(new) => Transformed::yes(new),
-                    None => Transformed::no(node),
-                })
-            })
-            .map(|t| t.data)
+        replace_up(plan, merged_into_keys)
     }
 
     fn name(&self) -> &str {

@@ -35,6 +35,7 @@ pub mod formats;
 mod memory_pool;
 pub mod money;
 mod nested_reads;
+mod plan_rewrite;
 pub mod progress;
 pub mod rating;
 mod read_ahead;

@@ -18,7 +18,7 @@ use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -38,6 +38,8 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 
+use crate::plan_rewrite::replace_up;
+
 /// Replaces every full sort (no `LIMIT`) whose keys the row format encodes.
 #[derive(Debug)]
 pub struct RowSort;
@@ -48,16 +50,12 @@ impl PhysicalOptimizerRule for RowSort {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let exec = node
+        replace_up(plan, |node| {
+            Ok(node
                 .downcast_ref::<SortExec>()
-                .and_then(RowSortExec::try_new);
-            Ok(match exec {
-                Some(exec) => Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>),
-                None => Transformed::no(node),
-            })
+                .and_then(RowSortExec::try_new)
+                .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>))
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {
