@@ -36,7 +36,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::dictionary_reads::text_dictionary;
+use crate::dictionary_reads::{LatestDictionary, text_dictionary};
 use crate::plan_rewrite::replace_up;
 
 /// Replaces partial aggregations grouped by one `Dictionary(Int32, Utf8)` cast to text.
@@ -333,8 +333,7 @@ struct Groups {
     text: usize,
     null: Option<usize>,
     /// The dictionary of the latest batch and the group of each of its values.
-    dictionary: Option<ArrayRef>,
-    of_value: Vec<usize>,
+    latest: LatestDictionary<usize>,
     /// The group of each row of the latest batch.
     ids: Vec<usize>,
 }
@@ -342,18 +341,7 @@ struct Groups {
 impl Groups {
     fn assign(&mut self, key: &DictionaryArray<Int32Type>) -> Result<()> {
         let dictionary = key.values();
-        // The Parquet reader gives each batch of a column chunk a new array over its
-        // dictionary page's buffers: the same dictionary is the same buffers. The one
-        // held keeps its buffers, so their addresses are not reused.
-        if !self
-            .dictionary
-            .as_ref()
-            .is_some_and(|d| d.to_data().ptr_eq(&dictionary.to_data()))
-        {
-            self.dictionary = Some(Arc::clone(dictionary));
-            self.of_value.clear();
-            self.of_value.resize(dictionary.len(), UNSEEN);
-        }
+        self.latest.hold(dictionary, UNSEEN);
         let text = dictionary
             .as_string_opt::<i32>()
             .ok_or_else(|| internal_datafusion_err!("a dictionary of text"))?;
@@ -362,11 +350,11 @@ impl Groups {
         if keys.null_count() == 0 {
             // Look up the values first seen here, then gather each row's group.
             for &k in keys.values() {
-                if self.of_value[k as usize] == UNSEEN {
+                if self.latest.of_value[k as usize] == UNSEEN {
                     self.value_group(text, k as usize);
                 }
             }
-            let of_value = &self.of_value;
+            let of_value = &self.latest.of_value;
             self.ids
                 .extend(keys.values().iter().map(|&k| of_value[k as usize]));
         } else {
@@ -384,13 +372,13 @@ impl Groups {
     /// The group of the dictionary's value `k`, looked up the first time.
     #[inline]
     fn value_group(&mut self, text: &StringArray, k: usize) -> usize {
-        match self.of_value[k] {
+        match self.latest.of_value[k] {
             UNSEEN => {
                 let id = match text.is_null(k) {
                     true => self.null_group(),
                     false => self.group_of(text.value(k)),
                 };
-                self.of_value[k] = id;
+                self.latest.of_value[k] = id;
                 id
             }
             id => id,
@@ -425,7 +413,7 @@ impl Groups {
     fn size(&self) -> usize {
         2 * self.text
             + self.names.len() * 64
-            + (self.of_value.capacity() + self.ids.capacity()) * size_of::<usize>()
+            + (self.latest.of_value.capacity() + self.ids.capacity()) * size_of::<usize>()
     }
 }
 

@@ -44,7 +44,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::dictionary_reads::text_dictionary;
+use crate::dictionary_reads::{LatestDictionary, text_dictionary};
 use crate::plan_rewrite::replace_up;
 
 /// Groups aggregations of two keys or more, stored text among them, by numbers.
@@ -638,10 +638,7 @@ fn packed_array(data_type: DataType, packed: Vec<u128>) -> ArrayRef {
 
 /// A text key's dictionary of the latest batch and the number of each of its values.
 #[derive(Default)]
-struct Dictionary {
-    values: Option<ArrayRef>,
-    of_value: Vec<u32>,
-}
+struct Dictionary(LatestDictionary<u32>);
 
 impl Dictionary {
     /// The number of each row's text of `value` ([`NULL_ID`] for NULL), and the bytes
@@ -651,18 +648,7 @@ impl Dictionary {
             .as_dictionary_opt::<Int32Type>()
             .ok_or_else(|| internal_datafusion_err!("a dictionary, not {}", value.data_type()))?;
         let values = key.values();
-        // The Parquet reader gives each batch of a column chunk a new array over its
-        // dictionary page's buffers: the same dictionary is the same buffers. The one
-        // held keeps its buffers, so their addresses are not reused.
-        if !self
-            .values
-            .as_ref()
-            .is_some_and(|d| d.to_data().ptr_eq(&values.to_data()))
-        {
-            self.values = Some(Arc::clone(values));
-            self.of_value.clear();
-            self.of_value.resize(values.len(), UNSEEN);
-        }
+        self.0.hold(values, UNSEEN);
         let text = values
             .as_string_opt::<i32>()
             .ok_or_else(|| internal_datafusion_err!("a dictionary of text"))?;
@@ -673,8 +659,8 @@ impl Dictionary {
         let mut unseen: Vec<usize> = Vec::new();
         for (row, &k) in keys.values().iter().enumerate() {
             let k = k as usize;
-            if valid(row) && self.of_value[k] == UNSEEN {
-                self.of_value[k] = match text.is_null(k) {
+            if valid(row) && self.0.of_value[k] == UNSEEN {
+                self.0.of_value[k] = match text.is_null(k) {
                     true => NULL_ID,
                     false => {
                         unseen.push(k);
@@ -685,9 +671,9 @@ impl Dictionary {
         }
         let (numbers, added) = interner.ids(unseen.iter().map(|&k| text.value(k)))?;
         for (&k, id) in unseen.iter().zip(numbers) {
-            self.of_value[k] = id;
+            self.0.of_value[k] = id;
         }
-        let of_value = &self.of_value;
+        let of_value = &self.0.of_value;
         let ids = match nulls {
             None => keys
                 .values()
