@@ -36,7 +36,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::dictionary_reads::{LatestDictionary, text_dictionary};
+use crate::dictionary_reads::text_dictionary;
 use crate::plan_rewrite::replace_up;
 
 /// Replaces partial aggregations grouped by one `Dictionary(Int32, Utf8)` cast to text.
@@ -317,6 +317,33 @@ impl Grouping {
         self.reservation.free();
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
         Ok(Some(batch.record_output(&self.baseline)))
+    }
+}
+
+/// The dictionary of a column's latest batch and a number for each of its values, kept
+/// while batches share that dictionary.
+#[derive(Default)]
+pub(crate) struct LatestDictionary<T> {
+    values: Option<ArrayRef>,
+    /// One per value of the dictionary held.
+    pub(crate) of_value: Vec<T>,
+}
+
+impl<T: Copy> LatestDictionary<T> {
+    /// Holds `values`, every value's number `unseen`, unless it is the dictionary held.
+    pub(crate) fn hold(&mut self, values: &ArrayRef, unseen: T) {
+        // The Parquet reader gives each batch of a column chunk a new array over its
+        // dictionary page's buffers: the same dictionary is the same buffers. The one
+        // held keeps its buffers, so their addresses are not reused.
+        if !self
+            .values
+            .as_ref()
+            .is_some_and(|d| d.to_data().ptr_eq(&values.to_data()))
+        {
+            self.values = Some(Arc::clone(values));
+            self.of_value.clear();
+            self.of_value.resize(values.len(), unseen);
+        }
     }
 }
 

@@ -44,7 +44,8 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::dictionary_reads::{LatestDictionary, text_dictionary};
+use crate::dictionary_group_by::LatestDictionary;
+use crate::dictionary_reads::text_dictionary;
 use crate::plan_rewrite::replace_up;
 
 /// Groups aggregations of two keys or more, stored text among them, by numbers.

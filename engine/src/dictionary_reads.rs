@@ -22,7 +22,6 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -126,33 +125,6 @@ pub fn with_dictionaries<'a>(
 /// The type text is read as where a plan groups by it.
 pub fn text_dictionary() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
-}
-
-/// The dictionary of a column's latest batch and a number for each of its values, kept
-/// while batches share that dictionary.
-#[derive(Default)]
-pub(crate) struct LatestDictionary<T> {
-    values: Option<ArrayRef>,
-    /// One per value of the dictionary held.
-    pub(crate) of_value: Vec<T>,
-}
-
-impl<T: Copy> LatestDictionary<T> {
-    /// Holds `values`, every value's number `unseen`, unless it is the dictionary held.
-    pub(crate) fn hold(&mut self, values: &ArrayRef, unseen: T) {
-        // The Parquet reader gives each batch of a column chunk a new array over its
-        // dictionary page's buffers: the same dictionary is the same buffers. The one
-        // held keeps its buffers, so their addresses are not reused.
-        if !self
-            .values
-            .as_ref()
-            .is_some_and(|d| d.to_data().ptr_eq(&values.to_data()))
-        {
-            self.values = Some(Arc::clone(values));
-            self.of_value.clear();
-            self.of_value.resize(values.len(), unseen);
-        }
-    }
 }
 
 /// `data_type` with the text at each of `paths` (record field names) a dictionary.
