@@ -32,6 +32,7 @@ mod dictionary_reads;
 pub mod error;
 pub mod focus;
 pub mod formats;
+mod gather;
 mod memory_pool;
 pub mod money;
 mod nested_reads;

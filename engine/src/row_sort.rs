@@ -14,7 +14,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, new_empty_array};
-use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::config::ConfigOptions;
@@ -38,6 +37,7 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 
+use crate::gather::gather;
 use crate::plan_rewrite::replace_up;
 
 /// Replaces every full sort (no `LIMIT`) whose keys the row format encodes.
@@ -316,7 +316,7 @@ impl Gather {
                     .iter()
                     .map(|b| b.as_ref().map_or(&self.empty[i], |b| b.column(i)).as_ref())
                     .collect();
-                interleave(&column, &indices)
+                gather(&column, &indices)
             })
             .collect::<Result<Vec<ArrayRef>, _>>()?;
         for &b in &self.last_used[chunk] {
