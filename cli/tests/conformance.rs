@@ -5,10 +5,7 @@
 //! Expected totals were summed independently (Python's `decimal` over the files' text).
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-use assert_cmd::Command;
-use assert_cmd::cargo::cargo_bin;
+use std::process::{Command, Output};
 
 fn shared() -> PathBuf {
     let path = std::env::var_os("BILLQ_SHARED")
@@ -248,7 +245,7 @@ const REFUSED: [(&str, &str, u64, u64); 2] = [
 
 /// Runs `billq convert [FLAGS] PATH --out STORE`.
 fn convert(path: &Path, store: &Path, flags: &[&str]) -> Output {
-    Command::new(cargo_bin!("billq"))
+    Command::new(env!("CARGO_BIN_EXE_billq"))
         .arg("convert")
         .args(flags)
         .arg(path)
@@ -260,7 +257,7 @@ fn convert(path: &Path, store: &Path, flags: &[&str]) -> Output {
 
 /// Runs a DataFusion-dialect query on a store; returns its CSV output.
 fn query_csv(store: &Path, sql: &str) -> String {
-    let out = Command::new(cargo_bin!("billq"))
+    let out = Command::new(env!("CARGO_BIN_EXE_billq"))
         .args([
             "query",
             "--dialect",
@@ -283,7 +280,7 @@ fn query_csv(store: &Path, sql: &str) -> String {
 
 /// Asserts that `billq verify` reconciles all `sources` of the store.
 fn assert_verified(store: &Path, sources: usize) {
-    let out = Command::new(cargo_bin!("billq"))
+    let out = Command::new(env!("CARGO_BIN_EXE_billq"))
         .args(["verify", "--data"])
         .arg(store)
         .output()

@@ -20,7 +20,9 @@
 //!   the record fields they use of records and lists of records (`nested_reads`),
 //!   and group by stored text through its dictionary (`dictionary_reads`;
 //!   `dictionary_group_by` for one key, `dictionary_ids` among several); full sorts
-//!   sort a memory's worth of rows at once in the row format (`row_sort`).
+//!   sort a memory's worth of rows at once in the row format (`row_sort`), and
+//!   `ROW_NUMBER()` over sorted rows is a counter (`row_number`); an unnested list's
+//!   elements are sliced, not copied (`list_unnest`).
 
 pub mod catalog;
 pub mod config;
@@ -33,6 +35,7 @@ pub mod error;
 pub mod focus;
 pub mod formats;
 mod gather;
+mod list_unnest;
 mod memory_pool;
 pub mod money;
 mod nested_reads;
@@ -41,6 +44,7 @@ pub mod progress;
 pub mod rating;
 mod read_ahead;
 pub mod report;
+mod row_number;
 mod row_sort;
 pub mod session;
 pub mod source;

@@ -26,8 +26,10 @@ use crate::dictionary_group_by::DictionaryGroupBy;
 use crate::dictionary_ids::DictionaryIds;
 use crate::dictionary_reads;
 use crate::error::{Error, Result};
+use crate::list_unnest::ListUnnest;
 use crate::memory_pool::FairPool;
 use crate::nested_reads;
+use crate::row_number::RowNumber;
 use crate::row_sort::RowSort;
 use crate::sql::bigquery::Columns;
 use crate::sql::{self, Dialect};
@@ -113,6 +115,8 @@ impl Session {
             .with_physical_optimizer_rule(Arc::new(DictionaryGroupBy))
             .with_physical_optimizer_rule(Arc::new(DictionaryIds))
             .with_physical_optimizer_rule(Arc::new(RowSort))
+            .with_physical_optimizer_rule(Arc::new(RowNumber))
+            .with_physical_optimizer_rule(Arc::new(ListUnnest))
             .build();
         let ctx = SessionContext::new_with_state(state);
         billq_udfs::register_all(&ctx);

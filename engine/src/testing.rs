@@ -2,7 +2,11 @@
 
 use std::sync::Arc;
 
-use datafusion::physical_plan::collect;
+use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::physical_plan::{collect, displayable};
+use datafusion::prelude::SessionContext;
 
 use crate::{Dialect, Session};
 
@@ -44,4 +48,78 @@ pub async fn metric(s: &Session, sql: &str, dialect: Dialect, operator: &str, na
         stack.extend(node.children().into_iter().cloned());
     }
     sum
+}
+
+/// `n` rows in batches of 1000 over two partitions: text keys that share their
+/// first 8 bytes (so the prefix ties and the whole key decides), doubles with
+/// NULLs, -0.0, NaN and repeats, times with repeats, and a unique id.
+pub fn table(n: i64) -> Arc<MemTable> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, true),
+        Field::new("f", DataType::Float64, true),
+        Field::new("t", DataType::Int64, false),
+        Field::new("id", DataType::Int64, false),
+    ]));
+    let batch = |start: i64| {
+        let ids = start..(start + 1000).min(n);
+        let k = StringArray::from_iter(ids.clone().map(|i| {
+            (i % 11 != 0).then(|| format!("project-{}{}", i * 7 % 13, "x".repeat((i % 5) as usize)))
+        }));
+        let f = Float64Array::from_iter(ids.clone().map(|i| match i % 17 {
+            0 => None,
+            1 => Some(-0.0),
+            2 => Some(f64::NAN),
+            _ => Some((i * 31 % 97) as f64 / 8.0 - 4.0),
+        }));
+        let t = Int64Array::from_iter_values(ids.clone().map(|i| i % 23));
+        let id = Int64Array::from_iter_values(ids);
+        RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(k), Arc::new(f), Arc::new(t), Arc::new(id)],
+        )
+        .unwrap()
+    };
+    let starts: Vec<i64> = (0..n).step_by(1000).collect();
+    let partitions = [0, 1].map(|p| {
+        starts
+            .iter()
+            .skip(p)
+            .step_by(2)
+            .map(|&s| batch(s))
+            .collect()
+    });
+    Arc::new(MemTable::try_new(schema, partitions.to_vec()).unwrap())
+}
+
+/// A session, with a memory limit or none, with `table` as `t`.
+pub fn session(limit: Option<usize>, table: &Arc<MemTable>) -> Session {
+    let s = match limit {
+        Some(bytes) => Session::with_memory_limit(bytes).unwrap(),
+        None => Session::new(),
+    };
+    s.context()
+        .register_table("t", Arc::clone(table) as _)
+        .unwrap();
+    s
+}
+
+/// DataFusion's own answer, from a context without billq's rules.
+pub async fn datafusion_rows(table: &Arc<MemTable>, sql: &str) -> Vec<String> {
+    let plain = Session::with_context(SessionContext::new());
+    let ctx = SessionContext::new();
+    ctx.register_table("t", Arc::clone(table) as _).unwrap();
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let mem = MemTable::try_new(batches[0].schema(), vec![batches]).unwrap();
+    plain
+        .context()
+        .register_table("answer", Arc::new(mem))
+        .unwrap();
+    rows(&plain, "SELECT * FROM answer", Dialect::DataFusion).await
+}
+
+/// The physical plan of `sql`, indented.
+pub async fn plan(s: &Session, sql: &str) -> String {
+    let df = s.sql(sql, Dialect::DataFusion).await.unwrap();
+    let plan = df.create_physical_plan().await.unwrap();
+    displayable(plan.as_ref()).indent(false).to_string()
 }

@@ -132,8 +132,7 @@ fn cur_parquet_doubles_become_the_decimals_they_were_written_as() {
              CAST(CAST(line_item_unblended_cost AS VARCHAR) AS DOUBLE) AS line_item_unblended_cost \
              FROM aws_cur",
         )
-        .assert()
-        .success();
+        .succeed();
     let log = convert(&dir.path().join("second"), &[&parquet]);
     assert!(
         log.contains("athena.parquet -> aws_cur (5 rows, 2 file(s); "),

@@ -1,12 +1,50 @@
 //! Helpers shared by the integration tests.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use assert_cmd::Command;
+use std::process::{Command, Output, Stdio};
 
 /// The `billq` binary under test.
 pub fn billq() -> Command {
-    Command::new(assert_cmd::cargo::cargo_bin!("billq"))
+    Command::new(env!("CARGO_BIN_EXE_billq"))
+}
+
+/// Ways to run a command under test to its end.
+pub trait Run {
+    /// Runs it, panicking with what it printed unless it exits 0.
+    fn succeed(&mut self) -> Output;
+    /// Runs it with `input` on its standard input.
+    fn output_with_stdin(&mut self, input: &str) -> Output;
+}
+
+impl Run for Command {
+    fn succeed(&mut self) -> Output {
+        let out = self.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{:?}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn output_with_stdin(&mut self, input: &str) -> Output {
+        let mut child = self
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
 }
 
 /// A file or folder of the project's `testdata/`.

@@ -260,8 +260,7 @@ fn a_parquet_extract_converts_to_the_same_totals() {
         .arg("--data")
         .arg(&store)
         .arg("SELECT * FROM gcp_billing_export")
-        .assert()
-        .success();
+        .succeed();
     let second = dir.path().join("second");
     let log = convert(&second, &[&extract]);
     assert!(
@@ -334,8 +333,7 @@ fn verify_reports_a_store_that_lost_rows() {
         .arg("--data")
         .arg(&store)
         .arg("SELECT * FROM gcp_billing_export WHERE cost < 4")
-        .assert()
-        .success();
+        .succeed();
     std::fs::copy(&fewer, store.join(&stored)).unwrap();
     let out = billq()
         .args(["verify", "--data"])

@@ -175,7 +175,7 @@ fn parquet_deliveries_carry_the_same_bill_as_the_exports() {
 #[test]
 fn azure_has_no_parquet_delivery_to_generate() {
     let out = tempfile::tempdir().unwrap();
-    billq()
+    let output = billq()
         .args([
             "gen",
             "--provider",
@@ -187,7 +187,11 @@ fn azure_has_no_parquet_delivery_to_generate() {
             "--out",
         ])
         .arg(out.path())
-        .assert()
-        .code(1)
-        .stderr("billq: Azure exports are generated as CSV only (--format export)\n");
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "billq: Azure exports are generated as CSV only (--format export)\n"
+    );
 }

@@ -104,8 +104,7 @@ fn parquet_output_is_written_atomically_to_a_file() {
         .args(["query", "--format", "parquet", "-o"])
         .arg(&file)
         .args(["--table", &seed_table(), "SELECT 1 AS one"])
-        .assert()
-        .success();
+        .succeed();
     let bytes = std::fs::read(&file).unwrap();
     assert_eq!(&bytes[..4], b"PAR1");
     assert_eq!(files_below(dir.path()), ["out.parquet"]);
@@ -182,9 +181,7 @@ fn shell_runs_multi_line_statements_and_commands() {
     let out = billq()
         .args(["shell", "--table", &seed_table()])
         .env("HOME", tempfile::tempdir().unwrap().path())
-        .write_stdin("\\d\nSELECT COUNT(*) AS n\nFROM `project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX`;\n\\q\n")
-        .output()
-        .unwrap();
+        .output_with_stdin("\\d\nSELECT COUNT(*) AS n\nFROM `project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX`;\n\\q\n");
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(

@@ -78,7 +78,7 @@ impl Azurite {
     }
 
     /// `billq` with Azure's environment variables pointing at this emulator.
-    fn billq(&self, key: &str) -> assert_cmd::Command {
+    fn billq(&self, key: &str) -> Command {
         let mut cmd = billq();
         cmd.env("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT)
             .env("AZURE_STORAGE_ACCOUNT_KEY", key)
@@ -88,7 +88,7 @@ impl Azurite {
     }
 }
 
-fn run_convert(mut cmd: assert_cmd::Command, url: &str, store: &Path) -> (Option<i32>, String) {
+fn run_convert(mut cmd: Command, url: &str, store: &Path) -> (Option<i32>, String) {
     let out = cmd
         .args(["convert", url, "--out"])
         .arg(store)

@@ -123,7 +123,7 @@ impl S3Server {
     }
 
     /// `billq` with the AWS environment pointing at this server.
-    fn billq(&self) -> assert_cmd::Command {
+    fn billq(&self) -> Command {
         let mut cmd = billq();
         cmd.env(
             "AWS_ENDPOINT_URL",
