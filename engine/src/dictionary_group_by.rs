@@ -31,13 +31,13 @@ use datafusion::physical_plan::metrics::{
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode,
-    PlanProperties, ReplaceChildrenOptions, apply_expression_roots,
+    DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode, PlanProperties,
+    apply_expression_roots,
 };
 use futures::StreamExt;
 
 use crate::dictionary_reads::text_dictionary;
-use crate::plan_rewrite::replace_up;
+use crate::plan_rewrite::{rewrap, wrap_each};
 
 /// Replaces partial aggregations grouped by one `Dictionary(Int32, Utf8)` cast to text.
 #[derive(Debug)]
@@ -49,13 +49,7 @@ impl PhysicalOptimizerRule for DictionaryGroupBy {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        replace_up(plan, |node| {
-            let Some(agg) = node.downcast_ref::<AggregateExec>() else {
-                return Ok(None);
-            };
-            Ok(DictionaryGroupByExec::try_new(agg)?
-                .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>))
-        })
+        wrap_each(plan, DictionaryGroupByExec::try_new)
     }
 
     fn name(&self) -> &str {
@@ -166,19 +160,7 @@ impl ExecutionPlan for DictionaryGroupByExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let aggregate = Arc::new(self.aggregate.clone()).replace_children(
-            children,
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-        )?;
-        let replaced = aggregate
-            .downcast_ref::<AggregateExec>()
-            .map(Self::try_new)
-            .transpose()?
-            .flatten();
-        Ok(match replaced {
-            Some(exec) => Arc::new(exec),
-            None => aggregate,
-        })
+        rewrap(&self.aggregate, children, Self::try_new)
     }
 
     fn execute(

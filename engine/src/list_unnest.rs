@@ -26,12 +26,11 @@ use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSe
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::unnest::UnnestExec;
 use datafusion::physical_plan::{
-    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan,
-    InputDistributionRequirements, PlanProperties, ReplaceChildrenOptions,
+    DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, PlanProperties,
 };
 use futures::StreamExt;
 
-use crate::plan_rewrite::replace_up;
+use crate::plan_rewrite::{rewrap, wrap_each};
 
 /// Replaces every unnest of a single list column, one level deep.
 #[derive(Debug)]
@@ -43,11 +42,8 @@ impl PhysicalOptimizerRule for ListUnnest {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        replace_up(plan, |node| {
-            Ok(node
-                .downcast_ref::<UnnestExec>()
-                .and_then(ListUnnestExec::try_new)
-                .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>))
+        wrap_each(plan, |unnest: &UnnestExec| {
+            Ok(ListUnnestExec::try_new(unnest))
         })
     }
 
@@ -137,15 +133,7 @@ impl ExecutionPlan for ListUnnestExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let unnest = Arc::new(self.unnest.clone()).replace_children(
-            children,
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-        )?;
-        let replaced = unnest.downcast_ref::<UnnestExec>().and_then(Self::try_new);
-        Ok(match replaced {
-            Some(exec) => Arc::new(exec),
-            None => unnest,
-        })
+        rewrap(&self.unnest, children, |unnest| Ok(Self::try_new(unnest)))
     }
 
     fn execute(
@@ -381,7 +369,10 @@ mod tests {
                 "{sql}"
             );
             let plan = plan(&s, sql).await;
-            assert!(plan.contains("ListUnnestExec: column=labels"), "{plan}");
+            assert!(
+                plan.contains("ListUnnestExec: column=__unnest_placeholder(t.labels)"),
+                "{plan}"
+            );
         }
     }
 }

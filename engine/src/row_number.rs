@@ -25,12 +25,12 @@ use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSe
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowUDFExpr};
 use datafusion::physical_plan::{
-    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan,
-    InputDistributionRequirements, InputOrderMode, PlanProperties, ReplaceChildrenOptions,
+    DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, InputOrderMode,
+    PlanProperties,
 };
 use futures::StreamExt;
 
-use crate::plan_rewrite::replace_up;
+use crate::plan_rewrite::{rewrap, wrap_each};
 
 /// Replaces every window that only numbers rows, over sorted input.
 #[derive(Debug)]
@@ -42,11 +42,8 @@ impl PhysicalOptimizerRule for RowNumber {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        replace_up(plan, |node| {
-            Ok(node
-                .downcast_ref::<BoundedWindowAggExec>()
-                .and_then(RowNumberExec::try_new)
-                .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>))
+        wrap_each(plan, |window: &BoundedWindowAggExec| {
+            Ok(RowNumberExec::try_new(window))
         })
     }
 
@@ -143,17 +140,7 @@ impl ExecutionPlan for RowNumberExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let window = Arc::new(self.window.clone()).replace_children(
-            children,
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-        )?;
-        let replaced = window
-            .downcast_ref::<BoundedWindowAggExec>()
-            .and_then(Self::try_new);
-        Ok(match replaced {
-            Some(exec) => Arc::new(exec),
-            None => window,
-        })
+        rewrap(&self.window, children, |window| Ok(Self::try_new(window)))
     }
 
     fn execute(

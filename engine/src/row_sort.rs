@@ -31,14 +31,13 @@ use datafusion::physical_plan::sorts::streaming_merge::{SortedSpillFile, Streami
 use datafusion::physical_plan::spill::get_record_batch_memory_size;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties,
-    InputDistributionRequirements, PlanProperties, ReplaceChildrenOptions, SpillManager,
-    apply_expression_roots,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties,
+    InputDistributionRequirements, PlanProperties, SpillManager, apply_expression_roots,
 };
 use futures::{StreamExt, TryStreamExt};
 
 use crate::gather::gather;
-use crate::plan_rewrite::replace_up;
+use crate::plan_rewrite::{rewrap, wrap_each};
 
 /// Replaces every full sort (no `LIMIT`) whose keys the row format encodes.
 #[derive(Debug)]
@@ -50,12 +49,7 @@ impl PhysicalOptimizerRule for RowSort {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        replace_up(plan, |node| {
-            Ok(node
-                .downcast_ref::<SortExec>()
-                .and_then(RowSortExec::try_new)
-                .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>))
-        })
+        wrap_each(plan, |sort: &SortExec| Ok(RowSortExec::try_new(sort)))
     }
 
     fn name(&self) -> &str {
@@ -155,15 +149,7 @@ impl ExecutionPlan for RowSortExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let sort = Arc::new(self.sort.clone()).replace_children(
-            children,
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-        )?;
-        let replaced = sort.downcast_ref::<SortExec>().and_then(Self::try_new);
-        Ok(match replaced {
-            Some(exec) => Arc::new(exec),
-            None => sort,
-        })
+        rewrap(&self.sort, children, |sort| Ok(Self::try_new(sort)))
     }
 
     fn execute(
