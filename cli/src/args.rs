@@ -171,8 +171,9 @@ pub struct TableArgs {
     /// Register exports as a table: NAME=SRC, NAME may be a BigQuery path (repeatable).
     #[arg(long = "table", value_parser = parse_table)]
     pub table: Vec<(String, String)>,
-    /// Memory a query's sorts, joins and aggregations may hold before spilling to
-    /// temporary files (`2GiB`, `512MiB`, `1GB`, bytes).
+    /// Memory the process may hold: a query's sorts, joins and aggregations spill to
+    /// temporary files past what the process does not hold already, at most half of
+    /// it (`2GiB`, `512MiB`, `1GB`, bytes).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory_limit: Option<usize>,
 }

@@ -38,8 +38,9 @@ use crate::store;
 /// How many of the largest memory consumers an out-of-memory error names.
 const LARGEST_CONSUMERS: std::num::NonZeroUsize = std::num::NonZeroUsize::new(3).unwrap();
 
-/// Under a memory limit, batches hold one row per this many bytes of the limit (8192
-/// rows from 256 MiB up, DataFusion's default), and never fewer than [`MIN_BATCH_ROWS`].
+/// Under a memory limit, batches hold one row per this many bytes of the least pool
+/// (8192 rows from a 256 MiB pool up, DataFusion's default), and never fewer than
+/// [`MIN_BATCH_ROWS`].
 const LIMIT_BYTES_PER_BATCH_ROW: usize = 32 * 1024;
 const MIN_BATCH_ROWS: usize = 256;
 
@@ -66,6 +67,8 @@ pub struct Session {
     tables: Columns,
     /// Stores made on the fly for `--table` sources, removed with the session.
     temp_stores: Vec<tempfile::TempDir>,
+    /// The pool under a memory limit, fitted to the process before each query.
+    pool: Option<FairPool>,
 }
 
 impl Session {
@@ -82,32 +85,37 @@ impl Session {
         ))
     }
 
-    /// A session whose queries hold at most `bytes` of memory in their sorts, joins and
-    /// aggregations, spilling to temporary files past it.
+    /// A session whose process holds at most `bytes` of memory: its queries' sorts,
+    /// joins and aggregations spill to temporary files past what the process holds
+    /// outside them when a query is planned (at most half of `bytes`).
     ///
     /// DataFusion's defaults suit limits of gigabytes. Under small ones a query failed
     /// depending on the threads' timing: the spilling operators share what the
     /// sorts' merge reserves (`sort_spill_reservation_bytes`, 10 MiB per partition)
     /// leave, and a share could fall below one batch; a merge of spill files takes
-    /// as much of the pool as its runs' batches need. So batches shrink with the limit
-    /// below 256 MiB and the sorts' reserves take at most a quarter of it. An
-    /// out-of-memory error names the largest consumers.
+    /// as much of the pool as its runs' batches need. So batches shrink with the least
+    /// pool the limit leaves (half of it) below 256 MiB, and the sorts' reserves take
+    /// at most a quarter of that pool. An out-of-memory error names the largest
+    /// consumers.
     pub fn with_memory_limit(bytes: usize) -> Result<Self> {
         let config = config();
-        let rows = (bytes / LIMIT_BYTES_PER_BATCH_ROW).clamp(MIN_BATCH_ROWS, config.batch_size());
+        // Sized for the least pool the limit leaves.
+        let least = bytes / 2;
+        let rows = (least / LIMIT_BYTES_PER_BATCH_ROW).clamp(MIN_BATCH_ROWS, config.batch_size());
         let mut config = config.with_batch_size(rows);
         let sorts = config.target_partitions();
         let execution = &mut config.options_mut().execution;
         execution.sort_spill_reservation_bytes = execution
             .sort_spill_reservation_bytes
-            .min(bytes / 4 / sorts);
-        let pool = TrackConsumersPool::new(FairPool::new(bytes), LARGEST_CONSUMERS);
+            .min(least / 4 / sorts);
+        let pool = FairPool::new(bytes);
+        let tracked = TrackConsumersPool::new(pool.clone(), LARGEST_CONSUMERS);
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(pool))
+            .with_memory_pool(Arc::new(tracked))
             .build_arc()?;
-        Ok(Self::with_context(SessionContext::new_with_config_rt(
-            config, runtime,
-        )))
+        let mut session = Self::with_context(SessionContext::new_with_config_rt(config, runtime));
+        session.pool = Some(pool);
+        Ok(session)
     }
 
     pub(crate) fn with_context(ctx: SessionContext) -> Self {
@@ -124,6 +132,7 @@ impl Session {
             ctx,
             tables: Columns::new(),
             temp_stores: Vec::new(),
+            pool: None,
         }
     }
 
@@ -206,7 +215,8 @@ impl Session {
         self.add_views().await
     }
 
-    /// Plans `text` in `dialect`; runs nothing yet.
+    /// Plans `text` in `dialect`; runs nothing yet. Under a memory limit, the pool
+    /// gives the query what the process does not hold now.
     pub async fn sql(&self, text: &str, dialect: Dialect) -> Result<DataFrame> {
         let mut state = self.ctx.state();
         let statement = match dialect {
@@ -250,7 +260,11 @@ impl Session {
                 plan
             }
         };
-        Ok(self.ctx.execute_logical_plan(plan).await?)
+        let frame = self.ctx.execute_logical_plan(plan).await?;
+        if let Some(pool) = &self.pool {
+            pool.fit_to_process();
+        }
+        Ok(frame)
     }
 
     /// `state` with `replaced` in place of the tables of those references; every other
