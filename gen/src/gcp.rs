@@ -181,6 +181,42 @@ impl Row {
         }
     }
 
+    /// The row's resource tags: a cost center inherited from most projects, and an
+    /// environment and a colour set on some SKUs' resources (none on taxes and
+    /// corrections). Derived from the project and SKU, so they draw nothing.
+    fn tags(&self) -> Vec<Tag> {
+        let (Some(p), Sku::Usage(n)) = (self.project, &self.sku) else {
+            return Vec::new();
+        };
+        let organization = ORGANIZATION.0.to_string();
+        let mut tags = Vec::new();
+        if p % 5 != 0 {
+            tags.push(Tag {
+                key: "cost_center",
+                value: COST_CENTERS[p % COST_CENTERS.len()],
+                inherited: true,
+                namespace: organization.clone(),
+            });
+        }
+        if (n + p) % 3 == 0 {
+            tags.push(Tag {
+                key: "environment",
+                value: ["prod", "staging", "dev"][n % 3],
+                inherited: false,
+                namespace: organization,
+            });
+        }
+        if (n + p) % 4 == 0 {
+            tags.push(Tag {
+                key: "color",
+                value: ["red", "green", "blue"][p % 3],
+                inherited: false,
+                namespace: format!("project-{p:03}"),
+            });
+        }
+        tags
+    }
+
     /// The row as a line of the NDJSON export (absent fields left out).
     fn write_json(&self, w: &mut impl Write) -> io::Result<()> {
         let (service_id, service) = self.service;
@@ -193,10 +229,19 @@ impl Row {
         if let Some(p) = self.project {
             write!(
                 w,
-                r#","project":{{"id":"project-{p:03}","number":"{}","name":"Project {p}","labels":[{{"key":"team","value":"t{}"}}]}}"#,
+                r#","project":{{"id":"project-{p:03}","number":"{}","name":"Project {p}","labels":[{{"key":"team","value":"t{}"}}],"ancestry_numbers":"{}","ancestors":["#,
                 100_000 + p,
-                p % 17
+                p % 17,
+                ancestry_numbers(p)
             )?;
+            for (i, (resource_name, display_name)) in ancestors(p).iter().enumerate() {
+                let comma = if i > 0 { "," } else { "" };
+                write!(
+                    w,
+                    r#"{comma}{{"resource_name":"{resource_name}","display_name":"{display_name}"}}"#
+                )?;
+            }
+            w.write_all(b"]}")?;
         }
         w.write_all(br#","labels":["#)?;
         for (i, (key, value)) in self.labels.iter().enumerate() {
@@ -210,6 +255,16 @@ impl Row {
                 r#","location":{{"location":"{region}","country":"US","region":"{region}"}}"#
             )?;
         }
+        w.write_all(br#","tags":["#)?;
+        for (i, tag) in self.tags().iter().enumerate() {
+            let comma = if i > 0 { "," } else { "" };
+            write!(
+                w,
+                r#"{comma}{{"key":"{}","value":"{}","inherited":{},"namespace":"{}"}}"#,
+                tag.key, tag.value, tag.inherited, tag.namespace
+            )?;
+        }
+        w.write_all(b"]")?;
         if let Some(t) = self.export_time {
             write!(w, r#","export_time":"{t}""#)?;
         }
@@ -250,6 +305,70 @@ fn exported(x: f64) -> f64 {
     amount(x).parse().expect("a formatted number")
 }
 
+/// The organization every project sits in: (number, display name). Its number is also
+/// the namespace of its tag keys, as in Google's examples.
+const ORGANIZATION: (&str, &str) = ("821092389413", "example.com");
+/// Folders under the organization: (number, display name). Platform sits in Engineering.
+const FOLDERS: [(&str, &str); 4] = [
+    ("1234", "Engineering"),
+    ("5678", "Data"),
+    ("9012", "Sales"),
+    ("3456", "Platform"),
+];
+const COST_CENTERS: [&str; 6] = [
+    "android_mobile_apps",
+    "ios_mobile_apps",
+    "web_storefront",
+    "data_platform",
+    "infrastructure",
+    "machine_learning",
+];
+
+/// A resource tag as the export records it.
+struct Tag {
+    key: &'static str,
+    value: &'static str,
+    inherited: bool,
+    /// The organization's number or the project's id that owns the key.
+    namespace: String,
+}
+
+/// The folders of project `p`, from its parent up: one of the four, Platform's under
+/// Engineering.
+fn folders(p: usize) -> Vec<(&'static str, &'static str)> {
+    match p % FOLDERS.len() {
+        3 => vec![FOLDERS[3], FOLDERS[0]],
+        f => vec![FOLDERS[f]],
+    }
+}
+
+/// `project.ancestors`: (resource_name, display_name) from the project up to the
+/// organization.
+fn ancestors(p: usize) -> Vec<(String, String)> {
+    let mut chain = vec![(format!("projects/{}", 100_000 + p), format!("Project {p}"))];
+    chain.extend(
+        folders(p)
+            .into_iter()
+            .map(|(number, name)| (format!("folders/{number}"), name.to_string())),
+    );
+    chain.push((
+        format!("organizations/{}", ORGANIZATION.0),
+        ORGANIZATION.1.to_string(),
+    ));
+    chain
+}
+
+/// `project.ancestry_numbers`: the organization's and folders' numbers from the top,
+/// as `/org/folder/.../`.
+fn ancestry_numbers(p: usize) -> String {
+    let mut numbers = format!("/{}/", ORGANIZATION.0);
+    for (number, _) in folders(p).iter().rev() {
+        numbers.push_str(number);
+        numbers.push('/');
+    }
+    numbers
+}
+
 /// The Parquet extract's columns, in [`parquet_schema`]'s order.
 struct GcpColumns {
     schema: SchemaRef,
@@ -262,6 +381,7 @@ struct GcpColumns {
     labels: Repeated,
     system_labels: Repeated,
     location: Records,
+    tags: Repeated,
     export_time: TimestampMicrosecondBuilder,
     cost: Float64Builder,
     currency: StringBuilder,
@@ -287,6 +407,7 @@ impl GcpColumns {
             labels: Repeated::of(field("labels")),
             system_labels: Repeated::of(field("system_labels")),
             location: Records::of(field("location")),
+            tags: Repeated::of(field("tags")),
             export_time: utc_micros(),
             cost: Float64Builder::new(),
             currency: StringBuilder::new(),
@@ -325,6 +446,15 @@ impl GcpColumns {
                 .append_value(format!("t{}", p % 17));
             labels.end_record();
             labels.end_row();
+            f[4].text().append_value(ancestry_numbers(p));
+            let ancestors_list = f[5].list();
+            for (resource_name, display_name) in ancestors(p) {
+                let a = &mut ancestors_list.records.fields;
+                a[0].text().append_value(resource_name);
+                a[1].text().append_value(display_name);
+                ancestors_list.end_record();
+            }
+            ancestors_list.end_row();
         }
         self.project.end_row(row.project.is_some());
         for (key, value) in &row.labels {
@@ -342,6 +472,15 @@ impl GcpColumns {
             }
         }
         self.location.end_row(row.location.is_some());
+        for tag in row.tags() {
+            let f = &mut self.tags.records.fields;
+            f[0].text().append_value(tag.key);
+            f[1].text().append_value(tag.value);
+            f[2].boolean().append_value(tag.inherited);
+            f[3].text().append_value(tag.namespace);
+            self.tags.end_record();
+        }
+        self.tags.end_row();
         self.export_time
             .append_option(row.export_time.map(|t| t.micros()));
         self.cost.append_value(exported(row.cost));
@@ -391,6 +530,7 @@ impl Columns for GcpColumns {
             self.labels.finish(field("labels")),
             self.system_labels.finish(field("system_labels")),
             self.location.finish(field("location")),
+            self.tags.finish(field("tags")),
             Arc::new(self.export_time.finish()),
             Arc::new(self.cost.finish()),
             Arc::new(self.currency.finish()),
@@ -445,6 +585,11 @@ fn parquet_schema() -> SchemaRef {
                 text("number"),
                 text("name"),
                 key_values("labels"),
+                text("ancestry_numbers"),
+                repeated(
+                    "ancestors",
+                    vec![text("resource_name"), text("display_name")],
+                ),
             ],
         ),
         key_values("labels"),
@@ -452,6 +597,15 @@ fn parquet_schema() -> SchemaRef {
         record(
             "location",
             vec![text("location"), text("country"), text("region")],
+        ),
+        repeated(
+            "tags",
+            vec![
+                text("key"),
+                text("value"),
+                Field::new("inherited", DataType::Boolean, true),
+                text("namespace"),
+            ],
         ),
         time("export_time"),
         double("cost"),

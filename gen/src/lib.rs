@@ -5,7 +5,8 @@
 //! taxes, corrections, and late usage (usage of one month billed in the next).
 //!
 //! - GCP: the standard usage cost export as `bq extract` writes it (newline-delimited
-//!   JSON, gzip), 0-10 labels and 0-3 credits a row, costs with 6 decimals.
+//!   JSON, gzip), 0-10 labels and 0-3 credits a row, costs with 6 decimals, each
+//!   project's ancestry (folders, organization) and 0-3 resource tags a row.
 //! - AWS: a legacy Cost and Usage Report, `cur/<yyyymmdd-yyyymmdd>/<assembly>/
 //!   cur-1.csv.gz` with the period's `cur-Manifest.json`, costs with 10 decimals and
 //!   `resourceTags/user:*` columns.

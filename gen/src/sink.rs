@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use arrow::array::NullBufferBuilder;
 use arrow::array::{
-    ArrayRef, Float64Builder, ListArray, StringBuilder, StructArray, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, ListArray, StringBuilder, StructArray,
+    TimestampMicrosecondBuilder,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, SchemaRef};
@@ -140,10 +141,11 @@ impl<C: Columns> ParquetFile<C> {
     }
 }
 
-/// The values of one field of a record: text, doubles, or a list of records.
+/// The values of one field of a record: text, doubles, booleans, or a list of records.
 pub(crate) enum Values {
     Text(StringBuilder),
     Number(Float64Builder),
+    Boolean(BooleanBuilder),
     List(Repeated),
 }
 
@@ -162,6 +164,13 @@ impl Values {
         }
     }
 
+    pub fn boolean(&mut self) -> &mut BooleanBuilder {
+        match self {
+            Values::Boolean(b) => b,
+            _ => unreachable!("a boolean field expected"),
+        }
+    }
+
     pub fn list(&mut self) -> &mut Repeated {
         match self {
             Values::List(r) => r,
@@ -173,6 +182,7 @@ impl Values {
         match self {
             Values::Text(b) => b.append_null(),
             Values::Number(b) => b.append_null(),
+            Values::Boolean(b) => b.append_null(),
             // Under a null record: an empty list, never read.
             Values::List(r) => r.end_row(),
         }
@@ -182,6 +192,7 @@ impl Values {
         match self {
             Values::Text(b) => Arc::new(b.finish()),
             Values::Number(b) => Arc::new(b.finish()),
+            Values::Boolean(b) => Arc::new(b.finish()),
             Values::List(r) => r.finish(field),
         }
     }
@@ -200,6 +211,7 @@ impl Records {
             .iter()
             .map(|f| match f.data_type() {
                 DataType::Float64 => Values::Number(Float64Builder::new()),
+                DataType::Boolean => Values::Boolean(BooleanBuilder::new()),
                 DataType::List(_) => Values::List(Repeated::of(f)),
                 _ => Values::Text(StringBuilder::new()),
             })

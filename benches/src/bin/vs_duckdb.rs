@@ -5,10 +5,12 @@
 //!    CUR CSV.gz, `billq convert` (which also partitions, sorts and totals exactly)
 //!    against DuckDB's `COPY (SELECT * FROM read_json/read_csv(...)) TO ... (FORMAT
 //!    parquet)`; wall time, rows/s and each process's peak RSS;
-//! 2. monthly-report queries over billq's Parquet store, billq's BigQuery dialect
-//!    against the same question in DuckDB's SQL over the same files, with the scan
-//!    floor of each: the time to decode just the columns it needs (parquet-rs, 2 threads,
-//!    text inside records as dictionaries);
+//! 2. monthly-report queries, then the seed queries of Google's billing-export docs
+//!    (`testdata/seed-queries/queries/`, as they stand but for the table path and the
+//!    docs' months), over billq's Parquet store, billq's BigQuery dialect against the
+//!    same question in DuckDB's SQL over the same files (each answer fetched as Arrow),
+//!    with the scan floor of each: the time to decode just the columns it needs
+//!    (parquet-rs, 2 threads, text inside records as dictionaries);
 //! 3. a high-cardinality GROUP BY and a sort under a memory limit, both processes'
 //!    peak RSS beside it.
 //!
@@ -16,18 +18,21 @@
 //! ratios (billq / DuckDB: below 1, billq is faster). DuckDB runs in `python3` (`pip
 //! install duckdb`); the `billq` binary must sit beside this one (`cargo build
 //! --release -p billq -p billq-benches`). Times are taken around the work itself
-//! (process start excluded for DuckDB, included for `billq convert`).
+//! (process start excluded for DuckDB, included for `billq convert`), and the two
+//! engines' runs alternate, so that a drift in the machine's speed falls on both.
 //! `vs_duckdb --store DIR [RUNS] [MEMORY_LIMIT]` runs 2. and 3. over an existing
 //! store's GCP table (converted beforehand from `billq gen` output, as for 100M rows).
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Schema};
 use billq_engine::{Dialect, Session};
+use futures::StreamExt;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
@@ -92,6 +97,221 @@ const QUERIES: [Query; 8] = [
         columns: &["invoice.month", "usage_start_time", "cost"],
     },
 ];
+
+/// Where the credits' sum of a row is written in DuckDB's SQL.
+macro_rules! duck_credits {
+    ($amount:literal) => {
+        concat!(
+            "COALESCE(list_sum(list_transform(credits, lambda c: ",
+            $amount,
+            ")), 0)"
+        )
+    };
+}
+
+/// A seed query: Google's billing-export docs' example, run by billq as it stands in
+/// `testdata/seed-queries/queries/` but for its table path (`{t}`) and the `literals`
+/// naming the docs' months, which become the generated data's; DuckDB's SQL asks the
+/// same question.
+struct Seed {
+    name: &'static str,
+    bigquery: &'static str,
+    literals: &'static [(&'static str, &'static str)],
+    duckdb: &'static str,
+    columns: &'static [&'static str],
+}
+
+macro_rules! seed_sql {
+    ($name:literal) => {
+        include_str!(concat!(
+            "../../../testdata/seed-queries/queries/",
+            $name,
+            ".sql"
+        ))
+    };
+}
+
+const SEEDS: [Seed; 13] = [
+    Seed {
+        name: "Q01_invoice_totals",
+        bigquery: seed_sql!("Q01_invoice_totals"),
+        literals: &[],
+        duckdb: concat!(
+            "SELECT invoice.month, SUM(cost) + SUM(",
+            duck_credits!("c.amount"),
+            ") AS total, (SUM(CAST(cost * 1000000 AS BIGINT)) + SUM(",
+            duck_credits!("CAST(c.amount * 1000000 AS BIGINT)"),
+            ")) / 1000000 AS total_exact FROM {t} GROUP BY 1 ORDER BY 1"
+        ),
+        columns: &["invoice.month", "cost", "credits.list.item.amount"],
+    },
+    Seed {
+        name: "Q02_cost_type_totals",
+        bigquery: seed_sql!("Q02_cost_type_totals"),
+        literals: &[],
+        duckdb: concat!(
+            "SELECT invoice.month, cost_type, SUM(cost) + SUM(",
+            duck_credits!("c.amount"),
+            ") AS total, (SUM(CAST(cost * 1000000 AS BIGINT)) + SUM(",
+            duck_credits!("CAST(c.amount * 1000000 AS BIGINT)"),
+            ")) / 1000000 AS total_exact FROM {t} GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        columns: &[
+            "invoice.month",
+            "cost_type",
+            "cost",
+            "credits.list.item.amount",
+        ],
+    },
+    Seed {
+        name: "Q03_rows_with_labels",
+        bigquery: seed_sql!("Q03_rows_with_labels"),
+        literals: &[],
+        duckdb: "SELECT sku.description, to_json(labels) AS labels, cost FROM {t}",
+        columns: &["sku.description", "labels", "cost"],
+    },
+    Seed {
+        name: "Q04_group_by_label_json",
+        bigquery: seed_sql!("Q04_group_by_label_json"),
+        literals: &[],
+        duckdb: "SELECT to_json(labels) AS labels, SUM(cost) AS cost FROM {t} GROUP BY 1",
+        columns: &["labels", "cost"],
+    },
+    Seed {
+        name: "Q05_group_by_label_key",
+        bigquery: seed_sql!("Q05_group_by_label_key"),
+        literals: &[],
+        duckdb: "SELECT l.value AS environment, SUM(cost) AS cost FROM {t} LEFT JOIN unnest(labels) AS u(l) ON l.key = 'environment' GROUP BY 1",
+        columns: &["labels", "cost"],
+    },
+    Seed {
+        name: "Q06_group_by_key_value",
+        bigquery: seed_sql!("Q06_group_by_key_value"),
+        literals: &[],
+        duckdb: "SELECT l.key AS key, l.value AS value, SUM(cost) AS cost FROM {t} LEFT JOIN unnest(labels) AS u(l) ON true GROUP BY 1, 2",
+        columns: &["labels", "cost"],
+    },
+    Seed {
+        name: "Q07_commitment_fees",
+        bigquery: seed_sql!("Q07_commitment_fees"),
+        literals: &[],
+        duckdb: "SELECT invoice.month AS invoice_month, SUM(cost) AS commitment_fees FROM {t} WHERE lower(sku.description) LIKE 'commitment%' GROUP BY 1",
+        columns: &["invoice.month", "sku.description", "cost"],
+    },
+    Seed {
+        name: "Q08_cud_credits",
+        bigquery: seed_sql!("Q08_cud_credits"),
+        literals: &[],
+        duckdb: "SELECT invoice.month AS invoice_month, SUM(c.amount) AS CUD_credits FROM {t} LEFT JOIN unnest(credits) AS u(c) ON true WHERE lower(c.name) LIKE 'committed use discount%' GROUP BY 1",
+        columns: &[
+            "invoice.month",
+            "credits.list.item.name",
+            "credits.list.item.amount",
+        ],
+    },
+    Seed {
+        name: "Q09_ancestor_filter",
+        bigquery: seed_sql!("Q09_ancestor_filter"),
+        literals: &[],
+        duckdb: concat!(
+            "SELECT invoice.month AS invoice_month, to_json(project.ancestors) AS ancestors, SUM(cost) + SUM(",
+            duck_credits!("c.amount"),
+            ") AS net_cost FROM {t} AS bq, unnest(project.ancestors) AS u(ancestor) WHERE ancestor.resource_name = 'folders/1234' GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        columns: &[
+            "invoice.month",
+            "project.ancestors",
+            "cost",
+            "credits.list.item.amount",
+        ],
+    },
+    Seed {
+        name: "Q10_tag_cost_center",
+        bigquery: seed_sql!("Q10_tag_cost_center"),
+        literals: &[],
+        duckdb: concat!(
+            "SELECT invoice.month AS invoice_month, tag.value AS cost_center, ROUND(SUM(CAST(cost AS DECIMAL(38, 9))) + SUM(",
+            duck_credits!("CAST(c.amount AS DECIMAL(38, 9))"),
+            "), 2) AS net_cost FROM {t}, unnest(tags) AS u(tag) WHERE tag.key = 'cost_center' AND tag.namespace = '821092389413' GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        columns: &[
+            "invoice.month",
+            "tags.list.item.key",
+            "tags.list.item.value",
+            "tags.list.item.namespace",
+            "cost",
+            "credits.list.item.amount",
+        ],
+    },
+    Seed {
+        name: "Q11_untagged_cost",
+        bigquery: seed_sql!("Q11_untagged_cost"),
+        literals: &[],
+        duckdb: concat!(
+            "SELECT invoice.month AS invoice_month, ROUND(SUM(CAST(cost AS DECIMAL(38, 9))) + SUM(",
+            duck_credits!("CAST(c.amount AS DECIMAL(38, 9))"),
+            "), 2) AS net_cost FROM {t} WHERE NOT list_contains(list_transform(tags, lambda t: t.key), 'color') GROUP BY 1 ORDER BY 1"
+        ),
+        columns: &[
+            "invoice.month",
+            "tags.list.item.key",
+            "cost",
+            "credits.list.item.amount",
+        ],
+    },
+    Seed {
+        name: "Q12_late_and_corrected",
+        bigquery: seed_sql!("Q12_late_and_corrected"),
+        literals: &[("'202311'", "'202402'"), ("'2023-11-01'", "'2024-02-01'")],
+        duckdb: concat!(
+            "SELECT SUM(cost) + SUM(",
+            duck_credits!("c.amount"),
+            ") AS total FROM {t} WHERE invoice.month = '202402' AND CAST(timezone('US/Pacific', usage_start_time) AS DATE) < DATE '2024-02-01'"
+        ),
+        columns: &[
+            "invoice.month",
+            "usage_start_time",
+            "cost",
+            "credits.list.item.amount",
+        ],
+    },
+    Seed {
+        name: "Q13_project_costs_credits",
+        bigquery: seed_sql!("Q13_project_costs_credits"),
+        literals: &[("\"202006\"", "\"202402\"")],
+        duckdb: concat!(
+            "SELECT project.name, to_json(project.labels) AS project_labels, SUM(cost) AS total_cost, SUM(",
+            duck_credits!("c.amount"),
+            ") AS total_credits FROM {t} WHERE invoice.month = '202402' GROUP BY 1, 2 ORDER BY 1"
+        ),
+        columns: &[
+            "invoice.month",
+            "project.name",
+            "project.labels",
+            "cost",
+            "credits.list.item.amount",
+        ],
+    },
+];
+
+impl Seed {
+    /// billq's SQL: the query as it stands, its table path `{t}` and the docs' months
+    /// the generated data's.
+    fn billq(&self) -> String {
+        let mut parts = self.bigquery.splitn(3, '`');
+        let (before, _path, after) = (
+            parts.next().unwrap_or_default(),
+            parts.next().expect("a backticked table path"),
+            parts.next().expect("a closing backtick"),
+        );
+        let mut sql = format!("{before}{{t}}{after}");
+        for (docs, ours) in self.literals {
+            assert!(sql.contains(docs), "{} has no {docs}", self.name);
+            sql = sql.replace(docs, ours);
+        }
+        sql
+    }
+}
 
 /// The memory-bound queries: a high-cardinality GROUP BY, and a sort of every row.
 const BOUNDED: [(&str, &str, &str); 2] = [
@@ -174,10 +394,71 @@ fn billq_once(args: &[String]) -> (f64, f64) {
     (out[0][0], out[0][1])
 }
 
-/// Medians of `runs` runs of `f`: (ms, peak RSS in MiB).
-fn medians(runs: usize, mut f: impl FnMut(usize) -> (f64, f64)) -> (f64, f64) {
-    let (ms, rss): (Vec<f64>, Vec<f64>) = (0..runs).map(&mut f).unzip();
-    (median(ms), median(rss))
+/// Medians of `runs` runs each of `billq` and `duck`, taken in turns so that the
+/// machine's drift (10-20% within minutes on a shared machine) falls on both: the
+/// (ms, peak RSS in MiB) of either.
+fn interleaved(
+    runs: usize,
+    mut billq: impl FnMut(usize) -> (f64, f64),
+    mut duck: impl FnMut(usize) -> (f64, f64),
+) -> [(f64, f64); 2] {
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        ours.push(billq(run));
+        theirs.push(duck(run));
+    }
+    [ours, theirs].map(|measured| {
+        let (ms, rss): (Vec<f64>, Vec<f64>) = measured.into_iter().unzip();
+        (median(ms), median(rss))
+    })
+}
+
+/// A DuckDB connection in one `python3` process that runs the queries it is sent, one
+/// a line, reads each answer as Arrow batches (8192 rows, as billq's) and answers
+/// with its time in ms.
+struct DuckDb {
+    process: Child,
+    answers: BufReader<ChildStdout>,
+}
+
+impl DuckDb {
+    fn start() -> Self {
+        let mut process = Command::new("python3")
+            .args([
+                "-c",
+                "import duckdb, sys, time\n\
+                 con = duckdb.connect(); con.execute('SET threads = 2'); con.execute('SET enable_progress_bar = false')\n\
+                 for sql in sys.stdin:\n\
+                 \x20   t = time.perf_counter()\n\
+                 \x20   for batch in con.sql(sql).to_arrow_reader(8192): pass\n\
+                 \x20   print((time.perf_counter() - t) * 1000, flush=True)\n",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with duckdb (pip install duckdb)");
+        let answers = BufReader::new(process.stdout.take().expect("piped"));
+        Self { process, answers }
+    }
+
+    /// Runs `sql` (one line): its time in ms.
+    fn time(&mut self, sql: &str) -> f64 {
+        assert!(!sql.contains('\n'), "one line of SQL: {sql}");
+        let stdin = self.process.stdin.as_mut().expect("piped");
+        writeln!(stdin, "{sql}").expect("DuckDB's python3 reading");
+        let mut line = String::new();
+        self.answers.read_line(&mut line).expect("DuckDB's answer");
+        line.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("DuckDB failed on {sql} (its error above)"))
+    }
+}
+
+impl Drop for DuckDb {
+    fn drop(&mut self) {
+        drop(self.process.stdin.take());
+        let _ = self.process.wait();
+    }
 }
 
 /// Decodes just `columns` of every file, on 2 threads: the floor under a query. Text
@@ -349,25 +630,28 @@ fn convert(rows: u64, runs: usize, dir: &Path) -> PathBuf {
     ];
     for (name, export, reader) in &inputs {
         let store = |run: usize| dir.join(format!("store-{name}-{run}").replace(' ', "_"));
-        let (billq_ms, billq_rss) = medians(runs, |run| {
-            billq_once(&[
-                "-q".into(),
-                "convert".into(),
-                export.display().to_string(),
-                "--out".into(),
-                store(run).display().to_string(),
-            ])
-        });
-        let (duck_ms, duck_rss) = medians(runs, |run| {
-            let target = dir.join(format!("duck-{run}.parquet"));
-            let copy = format!(
-                "COPY (SELECT * FROM {reader}) TO '{}' (FORMAT parquet)",
-                target.display()
-            );
-            let measured = duckdb_once("", &copy);
-            let _ = std::fs::remove_file(target);
-            measured
-        });
+        let [(billq_ms, billq_rss), (duck_ms, duck_rss)] = interleaved(
+            runs,
+            |run| {
+                billq_once(&[
+                    "-q".into(),
+                    "convert".into(),
+                    export.display().to_string(),
+                    "--out".into(),
+                    store(run).display().to_string(),
+                ])
+            },
+            |run| {
+                let target = dir.join(format!("duck-{run}.parquet"));
+                let copy = format!(
+                    "COPY (SELECT * FROM {reader}) TO '{}' (FORMAT parquet)",
+                    target.display()
+                );
+                let measured = duckdb_once("", &copy);
+                let _ = std::fs::remove_file(target);
+                measured
+            },
+        );
         println!(
             "| {name} ({:.1} MB) | {billq_ms:.0} | {duck_ms:.0} | {:.2} | {:.0} | {:.0} | {billq_rss:.0} | {duck_rss:.0} |",
             size_of(export) as f64 / 1e6,
@@ -381,6 +665,47 @@ fn convert(rows: u64, runs: usize, dir: &Path) -> PathBuf {
     }
 
     dir.join("store-GCP_NDJSON.gz-0")
+}
+
+/// The two engines over one store's GCP table, and its files for the scan floor.
+struct Engines {
+    session: Session,
+    duckdb: DuckDb,
+    files: Vec<PathBuf>,
+    runs: usize,
+}
+
+impl Engines {
+    /// Prints a query's row: the medians of `runs` runs of billq, DuckDB and the scan
+    /// floor of `columns`, taken in turns so that a drift in the machine's speed falls
+    /// on all three. Each run's times go to stderr.
+    async fn compare(&mut self, name: &str, sql: &str, duck_sql: &str, columns: &[&str]) {
+        let (mut times, mut duck, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..self.runs {
+            let started = Instant::now();
+            let mut answer = self
+                .session
+                .sql(sql, Dialect::BigQuery)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .execute_stream()
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            while let Some(batch) = answer.next().await {
+                batch.unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            duck.push(self.duckdb.time(duck_sql));
+            floor.push(scan_floor(&self.files, columns));
+        }
+        eprintln!("{name}: billq {times:.0?} DuckDB {duck:.0?} floor {floor:.0?} ms");
+        let (billq, duck, floor) = (median(times), median(duck), median(floor));
+        println!(
+            "| {name} | {billq:.1} | {duck:.1} | {:.2} | {floor:.1} | {:.2} |",
+            billq / duck,
+            billq / floor
+        );
+    }
 }
 
 /// Compares the report queries (2.) and the memory-bound ones (3.) over the GCP table
@@ -417,36 +742,25 @@ async fn compare_queries(store: &Path, runs: usize, limit: &str) {
         files.len()
     );
     println!("|---|---:|---:|---:|---:|---:|");
+    let mut engines = Engines {
+        session,
+        duckdb: DuckDb::start(),
+        files,
+        runs,
+    };
     for q in &QUERIES {
         let sql = q.billq.replace("{t}", "gcp_billing_export");
-        let mut times = Vec::new();
-        for _ in 0..runs {
-            let started = Instant::now();
-            session
-                .sql(&sql, Dialect::BigQuery)
-                .await
-                .expect(q.name)
-                .collect()
-                .await
-                .expect(q.name);
-            times.push(started.elapsed().as_secs_f64() * 1000.0);
-        }
         let duck_sql = q.duckdb.replace("{t}", &parquet);
-        let duck = python(&format!(
-            "import duckdb, time\ncon = duckdb.connect(); con.execute('SET threads = 2'); con.execute('SET enable_progress_bar = false')\n\
-             for run in range({runs}):\n\
-             \x20   t = time.perf_counter(); con.execute({}).fetchall(); print((time.perf_counter() - t) * 1000)\n",
-            python_text(&duck_sql)
-        ));
-        let duck = median(duck.into_iter().map(|l| l[0]).collect());
-        let floor = median((0..runs).map(|_| scan_floor(&files, q.columns)).collect());
-        let billq = median(times);
-        println!(
-            "| {} | {billq:.1} | {duck:.1} | {:.2} | {floor:.1} | {:.2} |",
-            q.name,
-            billq / duck,
-            billq / floor
-        );
+        engines.compare(q.name, &sql, &duck_sql, q.columns).await;
+    }
+    println!(
+        "\n| seed query (Google's docs, as it stands) | billq ms | DuckDB ms | billq / DuckDB | scan floor ms | billq / floor |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for q in &SEEDS {
+        let sql = q.billq().replace("{t}", "gcp_billing_export");
+        let duck_sql = q.duckdb.replace("{t}", &parquet);
+        engines.compare(q.name, &sql, &duck_sql, q.columns).await;
     }
 
     // 3. Memory-bound queries, each in a fresh process of either engine.
@@ -455,24 +769,27 @@ async fn compare_queries(store: &Path, runs: usize, limit: &str) {
     );
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, billq_sql, duck_sql) in BOUNDED {
-        let (billq_ms, billq_rss) = medians(runs, |_| {
-            billq_once(&[
-                "query".into(),
-                "--format".into(),
-                "csv".into(),
-                "--memory-limit".into(),
-                limit.to_string(),
-                "--data".into(),
-                store.display().to_string(),
-                billq_sql.replace("{t}", "gcp_billing_export"),
-            ])
-        });
-        let (duck_ms, duck_rss) = medians(runs, |_| {
-            duckdb_once(
-                &format!("con.execute(\"SET memory_limit = '{limit}'\")"),
-                &duck_sql.replace("{t}", &parquet),
-            )
-        });
+        let [(billq_ms, billq_rss), (duck_ms, duck_rss)] = interleaved(
+            runs,
+            |_| {
+                billq_once(&[
+                    "query".into(),
+                    "--format".into(),
+                    "csv".into(),
+                    "--memory-limit".into(),
+                    limit.to_string(),
+                    "--data".into(),
+                    store.display().to_string(),
+                    billq_sql.replace("{t}", "gcp_billing_export"),
+                ])
+            },
+            |_| {
+                duckdb_once(
+                    &format!("con.execute(\"SET memory_limit = '{limit}'\")"),
+                    &duck_sql.replace("{t}", &parquet),
+                )
+            },
+        );
         println!(
             "| {name} | {billq_ms:.0} | {duck_ms:.0} | {:.2} | {billq_rss:.0} | {duck_rss:.0} |",
             billq_ms / duck_ms

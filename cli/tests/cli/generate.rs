@@ -93,6 +93,62 @@ fn gcp_exports_are_deterministic_and_convert_like_real_ones() {
 }
 
 #[test]
+fn gcp_rows_carry_project_ancestry_and_resource_tags() {
+    let (out, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    generate(out.path(), "3000", "1", "7");
+    convert(store.path(), &[out.path()]);
+    // Project 1 sits in a folder of the organization, project 3 in a folder's folder;
+    // ancestors run from the project up, ancestry numbers from the organization down.
+    assert_eq!(
+        query_csv_in(
+            store.path(),
+            "bigquery",
+            "SELECT DISTINCT project.id, project.ancestry_numbers AS numbers, \
+             TO_JSON_STRING(project.ancestors) AS ancestors FROM gcp_billing_export \
+             WHERE project.id IN ('project-001', 'project-003') ORDER BY 1",
+        ),
+        "id,numbers,ancestors\n\
+         project-001,/821092389413/5678/,\"[{\"\"resource_name\"\":\"\"projects/100001\"\",\"\"display_name\"\":\"\"Project 1\"\"},\
+         {\"\"resource_name\"\":\"\"folders/5678\"\",\"\"display_name\"\":\"\"Data\"\"},\
+         {\"\"resource_name\"\":\"\"organizations/821092389413\"\",\"\"display_name\"\":\"\"example.com\"\"}]\"\n\
+         project-003,/821092389413/1234/3456/,\"[{\"\"resource_name\"\":\"\"projects/100003\"\",\"\"display_name\"\":\"\"Project 3\"\"},\
+         {\"\"resource_name\"\":\"\"folders/3456\"\",\"\"display_name\"\":\"\"Platform\"\"},\
+         {\"\"resource_name\"\":\"\"folders/1234\"\",\"\"display_name\"\":\"\"Engineering\"\"},\
+         {\"\"resource_name\"\":\"\"organizations/821092389413\"\",\"\"display_name\"\":\"\"example.com\"\"}]\"\n"
+    );
+    // Cost centres are inherited from the organization's key on most projects;
+    // environments and colours are set on resources, colours under the project's key.
+    assert_eq!(
+        query_csv_in(
+            store.path(),
+            "bigquery",
+            "SELECT t.key, t.inherited, t.namespace = '821092389413' AS organization_key, \
+             COUNT(DISTINCT t.value) AS `values` \
+             FROM gcp_billing_export, UNNEST(tags) t GROUP BY 1, 2, 3 ORDER BY 1",
+        ),
+        "key,inherited,organization_key,values\n\
+         color,false,false,3\n\
+         cost_center,true,true,6\n\
+         environment,false,true,3\n"
+    );
+    // Taxes and corrections belong to no project and carry no tags; of the usage rows,
+    // those of projects without a cost centre whose resources have neither tag carry none.
+    assert_eq!(
+        query_csv_in(
+            store.path(),
+            "bigquery",
+            "SELECT cost_type, COUNT(*) AS n, COUNTIF(ARRAY_LENGTH(tags) > 0) AS tagged, \
+             COUNTIF(project.ancestors IS NOT NULL) AS placed \
+             FROM gcp_billing_export GROUP BY 1 ORDER BY 1",
+        ),
+        "cost_type,n,tagged,placed\n\
+         adjustment,2,0,0\n\
+         regular,2996,2534,2996\n\
+         tax,2,0,0\n"
+    );
+}
+
+#[test]
 fn aws_and_azure_exports_come_in_their_delivery_layouts() {
     let (aws, azure) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     generate_for("aws", aws.path(), "2000", "2", "5");
