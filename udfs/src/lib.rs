@@ -9,7 +9,8 @@
 //! - [`billing::money_sum`]: the exact decimal sum of amounts (an aggregate);
 //! - [`billing::lookup`]: `label`, `has_label`, `tag` key lookups;
 //! - [`bigquery`]: BigQuery semantics where DataFusion's built-ins differ
-//!   (`to_json_string`, `bq_divide`, `bq_safe_divide`, `bq_cast_int64`, `bq_array_sum`);
+//!   (`to_json_string`, `bq_divide`, `bq_safe_divide`, `bq_cast_int64`, `bq_array_sum`,
+//!   `bq_outer_elements`);
 //! - [`array_filter`]: DataFusion's `array_filter`, faster on many short lists.
 //!
 //! Money comes out as `Decimal128(38, 9)` (BigQuery's NUMERIC): a FLOAT64 amount is
@@ -52,6 +53,9 @@ pub fn all_scalar() -> Vec<Arc<ScalarUDF>> {
         )),
         Arc::new(ScalarUDF::from(
             bigquery::to_json_string::ToJsonString::new(),
+        )),
+        Arc::new(ScalarUDF::from(
+            bigquery::outer_elements::BqOuterElements::new(),
         )),
     ]
 }

@@ -5,6 +5,7 @@ pub mod array_sum;
 pub mod cast_int64;
 pub mod divide;
 pub mod format_timestamp;
+pub mod outer_elements;
 pub mod to_json_string;
 
 use datafusion::logical_expr::DocSection;

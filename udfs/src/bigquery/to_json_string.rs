@@ -3,7 +3,11 @@
 use std::fmt::Write;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, LargeStringArray, OffsetSizeTrait, StringArray,
+    StringBuilder, StringViewArray,
+};
+use arrow::buffer::NullBuffer;
 use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
     Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
@@ -68,12 +72,11 @@ impl ScalarUDFImpl for ToJsonString {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let [value] = take_function_args(self.name(), &arrays)?;
+        let json = Json::of(value.as_ref());
         let mut out = StringBuilder::with_capacity(value.len(), value.len() * 16);
-        let mut text = String::new();
         for row in 0..value.len() {
-            text.clear();
-            write_json(&mut text, value, row)?;
-            out.append_value(&text);
+            json.write(&mut out, row)?;
+            out.append_value("");
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
@@ -83,37 +86,170 @@ impl ScalarUDFImpl for ToJsonString {
     }
 }
 
-fn quoted(out: &mut String, s: &str) {
-    out.push_str(&serde_json::to_string(s).expect("a string serialises"));
+/// Appends `s` as a JSON string, escaped as serde_json escapes it.
+fn quoted(out: &mut impl Write, s: &str) {
+    let plain = !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+    let _ = if plain {
+        out.write_char('"')
+            .and_then(|()| out.write_str(s))
+            .and_then(|()| out.write_char('"'))
+    } else {
+        out.write_str(&serde_json::to_string(s).expect("a string serialises"))
+    };
 }
 
 /// Appends the JSON of `array[row]` to `out`.
 pub fn write_json(out: &mut String, array: &ArrayRef, row: usize) -> Result<()> {
-    if array.is_null(row) {
-        out.push_str(
-            if matches!(
-                array.data_type(),
-                DataType::List(_) | DataType::LargeList(_)
-            ) {
-                "[]"
-            } else {
-                "null"
-            },
-        );
-        return Ok(());
+    Json::of(array.as_ref()).write(out, row)
+}
+
+/// How an array's values are written as JSON: its type, and its children's, looked at
+/// once for all its rows instead of once a value.
+struct Json<'a> {
+    nulls: Option<&'a NullBuffer>,
+    /// What a NULL is written as: `[]` for an array, `null` for the rest.
+    null: &'static str,
+    kind: Kind<'a>,
+}
+
+enum Kind<'a> {
+    Boolean(&'a BooleanArray),
+    Utf8(&'a StringArray),
+    LargeUtf8(&'a LargeStringArray),
+    Utf8View(&'a StringViewArray),
+    /// Each field's JSON after its key, written beforehand (`,"name":`).
+    Struct(Vec<(String, Json<'a>)>),
+    List(&'a [i32], Box<Json<'a>>),
+    LargeList(&'a [i64], Box<Json<'a>>),
+    Map(&'a [i32], Box<[Json<'a>; 2]>),
+    /// Numbers, dates, timestamps and the types without JSON (an error if not NULL):
+    /// looked at a value at a time.
+    Scalar(&'a dyn Array),
+}
+
+impl<'a> Json<'a> {
+    fn of(array: &'a dyn Array) -> Self {
+        let mut null = "null";
+        let kind = match array.data_type() {
+            DataType::Boolean => Kind::Boolean(array.as_boolean()),
+            DataType::Utf8 => Kind::Utf8(array.as_string()),
+            DataType::LargeUtf8 => Kind::LargeUtf8(array.as_string()),
+            DataType::Utf8View => Kind::Utf8View(array.as_string_view()),
+            DataType::Struct(fields) => {
+                let s = array.as_struct();
+                let keyed = fields.iter().zip(s.columns()).enumerate();
+                Kind::Struct(
+                    keyed
+                        .map(|(i, (field, column))| {
+                            let mut key = String::from(if i > 0 { "," } else { "" });
+                            quoted(&mut key, field.name());
+                            key.push(':');
+                            (key, Json::of(column.as_ref()))
+                        })
+                        .collect(),
+                )
+            }
+            DataType::List(_) => {
+                null = "[]";
+                let l = array.as_list::<i32>();
+                Kind::List(l.value_offsets(), Box::new(Json::of(l.values().as_ref())))
+            }
+            DataType::LargeList(_) => {
+                null = "[]";
+                let l = array.as_list::<i64>();
+                Kind::LargeList(l.value_offsets(), Box::new(Json::of(l.values().as_ref())))
+            }
+            DataType::Map(_, _) => {
+                let m = array.as_map();
+                let entries = [Json::of(m.keys().as_ref()), Json::of(m.values().as_ref())];
+                Kind::Map(m.value_offsets(), Box::new(entries))
+            }
+            _ => Kind::Scalar(array),
+        };
+        Json {
+            nulls: array.nulls(),
+            null,
+            kind,
+        }
     }
+
+    /// Appends the JSON of row `row`: `null` if NULL, `[]` for a NULL array.
+    fn write(&self, out: &mut impl Write, row: usize) -> Result<()> {
+        if self.nulls.is_some_and(|n| n.is_null(row)) {
+            let _ = out.write_str(self.null);
+            return Ok(());
+        }
+        match &self.kind {
+            Kind::Boolean(a) => {
+                let _ = out.write_str(if a.value(row) { "true" } else { "false" });
+            }
+            Kind::Utf8(a) => quoted(out, a.value(row)),
+            Kind::LargeUtf8(a) => quoted(out, a.value(row)),
+            Kind::Utf8View(a) => quoted(out, a.value(row)),
+            Kind::Struct(fields) => {
+                let _ = out.write_char('{');
+                for (key, json) in fields {
+                    let _ = out.write_str(key);
+                    json.write(out, row)?;
+                }
+                let _ = out.write_char('}');
+            }
+            Kind::List(offsets, values) => elements(out, values, offsets, row)?,
+            Kind::LargeList(offsets, values) => elements(out, values, offsets, row)?,
+            Kind::Map(offsets, entries) => {
+                let [keys, values] = entries.as_ref();
+                let _ = out.write_char('{');
+                for (n, i) in (offsets[row] as usize..offsets[row + 1] as usize).enumerate() {
+                    if n > 0 {
+                        let _ = out.write_char(',');
+                    }
+                    let mut key = String::new();
+                    keys.write(&mut key, i)?;
+                    if key.starts_with('"') {
+                        let _ = out.write_str(&key);
+                    } else {
+                        quoted(out, &key);
+                    }
+                    let _ = out.write_char(':');
+                    values.write(out, i)?;
+                }
+                let _ = out.write_char('}');
+            }
+            Kind::Scalar(a) => scalar(out, *a, row)?,
+        }
+        Ok(())
+    }
+}
+
+/// Appends a list's elements, those of `offsets[row]..offsets[row + 1]`, as a JSON array.
+fn elements<O: OffsetSizeTrait>(
+    out: &mut impl Write,
+    values: &Json,
+    offsets: &[O],
+    row: usize,
+) -> Result<()> {
+    let _ = out.write_char('[');
+    for (n, i) in (offsets[row].as_usize()..offsets[row + 1].as_usize()).enumerate() {
+        if n > 0 {
+            let _ = out.write_char(',');
+        }
+        values.write(out, i)?;
+    }
+    let _ = out.write_char(']');
+    Ok(())
+}
+
+/// Appends the JSON of a number, date or timestamp, `array[row]` (not NULL).
+fn scalar(out: &mut impl Write, array: &dyn Array, row: usize) -> Result<()> {
     macro_rules! number {
         ($t:ty) => {{
             let _ = write!(out, "{}", array.as_primitive::<$t>().value(row));
         }};
     }
     match array.data_type() {
-        DataType::Null => out.push_str("null"),
-        DataType::Boolean => out.push_str(if array.as_boolean().value(row) {
-            "true"
-        } else {
-            "false"
-        }),
+        DataType::Null => {
+            let _ = out.write_str("null");
+        }
         DataType::Int8 => number!(Int8Type),
         DataType::Int16 => number!(Int16Type),
         DataType::Int32 => number!(Int32Type),
@@ -154,11 +290,8 @@ pub fn write_json(out: &mut String, array: &ArrayRef, row: usize) -> Result<()> 
             } else {
                 &text
             };
-            out.push_str(trimmed);
+            let _ = out.write_str(trimmed);
         }
-        DataType::Utf8 => quoted(out, array.as_string::<i32>().value(row)),
-        DataType::LargeUtf8 => quoted(out, array.as_string::<i64>().value(row)),
-        DataType::Utf8View => quoted(out, array.as_string_view().value(row)),
         DataType::Date32 => {
             let d = arrow::temporal_conversions::as_date::<Date32Type>(
                 array.as_primitive::<Date32Type>().value(row) as i64,
@@ -183,62 +316,89 @@ pub fn write_json(out: &mut String, array: &ArrayRef, row: usize) -> Result<()> 
             let t = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
             quoted(out, &t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
         }
-        DataType::Map(_, _) => {
-            let m = array.as_map();
-            let o = m.value_offsets();
-            out.push('{');
-            for (n, i) in (o[row] as usize..o[row + 1] as usize).enumerate() {
-                if n > 0 {
-                    out.push(',');
-                }
-                let mut key = String::new();
-                write_json(&mut key, m.keys(), i)?;
-                if key.starts_with('"') {
-                    out.push_str(&key);
-                } else {
-                    quoted(out, &key);
-                }
-                out.push(':');
-                write_json(out, m.values(), i)?;
-            }
-            out.push('}');
-        }
-        DataType::Struct(fields) => {
-            let s = array.as_struct();
-            out.push('{');
-            for (i, field) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                quoted(out, field.name());
-                out.push(':');
-                write_json(out, s.column(i), row)?;
-            }
-            out.push('}');
-        }
-        DataType::List(_) | DataType::LargeList(_) => {
-            let (values, range) = match array.data_type() {
-                DataType::List(_) => {
-                    let l = array.as_list::<i32>();
-                    let o = l.value_offsets();
-                    (l.values().clone(), o[row] as usize..o[row + 1] as usize)
-                }
-                _ => {
-                    let l = array.as_list::<i64>();
-                    let o = l.value_offsets();
-                    (l.values().clone(), o[row] as usize..o[row + 1] as usize)
-                }
-            };
-            out.push('[');
-            for (n, i) in range.enumerate() {
-                if n > 0 {
-                    out.push(',');
-                }
-                write_json(out, &values, i)?;
-            }
-            out.push(']');
-        }
         other => return exec_err!("to_json_string does not support {other}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, ListArray, StructArray};
+    use arrow::buffer::{NullBuffer, OffsetBuffer};
+    use arrow::datatypes::{Field, Fields};
+
+    fn rows(array: &ArrayRef) -> Vec<String> {
+        (0..array.len())
+            .map(|row| {
+                let mut out = String::new();
+                write_json(&mut out, array, row).unwrap();
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let texts = [
+            "plain",
+            "quote \" here",
+            "back\\slash",
+            "tab\tnew\nline\u{1}",
+            "é ü 日本",
+            "",
+        ];
+        let array: ArrayRef = Arc::new(StringViewArray::from(texts.to_vec()));
+        let expected: Vec<String> = texts
+            .iter()
+            .map(|t| serde_json::to_string(t).unwrap())
+            .collect();
+        assert_eq!(rows(&array), expected);
+    }
+
+    #[test]
+    fn nested_nulls_are_null_and_null_lists_empty() {
+        // Records {key, flag, n}: a NULL record, a NULL field, and a list holding a
+        // NULL element; the list column itself NULL in its last row.
+        let fields = Fields::from(vec![
+            Field::new("key", DataType::Utf8, true),
+            Field::new("flag", DataType::Boolean, true),
+            Field::new("n", DataType::Int64, true),
+        ]);
+        let records = StructArray::new(
+            fields.clone(),
+            vec![
+                Arc::new(StringArray::from(vec![
+                    Some("a"),
+                    None,
+                    Some("c"),
+                    Some("d"),
+                ])),
+                Arc::new(BooleanArray::from(vec![
+                    Some(true),
+                    Some(false),
+                    None,
+                    None,
+                ])),
+                Arc::new(Int64Array::from(vec![Some(1), Some(2), None, Some(4)])),
+            ],
+            Some(NullBuffer::from(vec![true, true, false, true])),
+        );
+        let item = Arc::new(Field::new("item", DataType::Struct(fields), true));
+        let lists: ArrayRef = Arc::new(ListArray::new(
+            item,
+            OffsetBuffer::from_lengths([2, 0, 1, 1]),
+            Arc::new(records),
+            Some(NullBuffer::from(vec![true, true, true, false])),
+        ));
+        assert_eq!(
+            rows(&lists),
+            [
+                r#"[{"key":"a","flag":true,"n":1},{"key":null,"flag":false,"n":2}]"#,
+                "[]",
+                "[null]",
+                "[]",
+            ]
+        );
+    }
 }

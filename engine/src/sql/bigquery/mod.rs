@@ -3,7 +3,8 @@
 //!
 //! Passes run in order over one statement, each a walk of the AST:
 //! 1. table paths: `` `project.dataset.table` `` (and `project-ID` with hyphens) resolve
-//!    to the name the table is registered under;
+//!    to the name the table is registered under, and GROUP BY names that are SELECT
+//!    aliases become their positions ([`names::group_by_aliases`]);
 //! 2. [`unnest_subquery`]: subqueries over `UNNEST(array)` become array functions;
 //! 3. [`unnest_from`]: `UNNEST` joins in FROM become derived tables that unnest;
 //! 4. [`functions`]: functions, casts and `/` with BigQuery's semantics;
@@ -38,6 +39,7 @@ pub fn rewrite(text: &str, tables: &Columns) -> Result<Statement> {
     }
     let mut statement = statements.remove(0);
     resolve_tables(&mut statement, tables);
+    names::group_by_aliases(&mut statement);
     unnest_subquery::rewrite(&mut statement)?;
     unnest_from::rewrite(&mut statement, tables)?;
     functions::rewrite(&mut statement)?;

@@ -8,6 +8,9 @@
 //! Only the outermost query's names are output names. Inner queries name their field
 //! paths by the last part too (`(SELECT sku.id FROM t)` has a column `id`), unquoted,
 //! so that references from outside stay case-insensitive.
+//!
+//! [`group_by_aliases`] makes a GROUP BY name that is a SELECT alias mean the alias,
+//! as BigQuery reads it, even where a column has the same name.
 
 use std::ops::ControlFlow;
 
@@ -25,6 +28,60 @@ pub fn rewrite(statement: &mut Statement) {
         name_query(query);
     }
     let _ = statement.visit(&mut FieldPaths);
+}
+
+/// Replaces each GROUP BY name that is the alias of one SELECT expression by that
+/// expression's position: BigQuery's "aliases in the SELECT clause override names in
+/// the corresponding FROM clause", where DataFusion takes the column. `SELECT
+/// TO_JSON_STRING(labels) AS labels ... GROUP BY labels` groups by the text.
+pub fn group_by_aliases(statement: &mut Statement) {
+    let _ = statement.visit(&mut GroupByAliases);
+}
+
+struct GroupByAliases;
+
+impl VisitorMut for GroupByAliases {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        alias_positions(&mut query.body);
+        ControlFlow::Continue(())
+    }
+}
+
+fn alias_positions(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            let GroupByExpr::Expressions(exprs, _) = &mut select.group_by else {
+                return;
+            };
+            for e in exprs {
+                let Expr::Identifier(name) = e else { continue };
+                let mut positions =
+                    select
+                        .projection
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, item)| match item {
+                            SelectItem::ExprWithAlias { expr, alias }
+                                if alias.value.eq_ignore_ascii_case(&name.value)
+                                    && !matches!(expr, Expr::Identifier(c) if c.value.eq_ignore_ascii_case(&name.value)) =>
+                            {
+                                Some(i + 1)
+                            }
+                            _ => None,
+                        });
+                if let (Some(position), None) = (positions.next(), positions.next()) {
+                    *e = Expr::value(sqlparser::ast::Value::Number(position.to_string(), false));
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            alias_positions(left);
+            alias_positions(right);
+        }
+        _ => {}
+    }
 }
 
 /// Gives every unaliased field path (`sku.id`) of a query the name of its last part.
@@ -159,6 +216,27 @@ mod tests {
         assert_eq!(
             s.to_string(),
             "SELECT invoice.month AS \"month\", SUM(cost) AS \"f0_\", SUM(x) AS \"CUD_credits\", cost FROM t GROUP BY 1 ORDER BY \"CUD_credits\""
+        );
+    }
+
+    #[test]
+    fn group_by_names_an_alias_before_a_column() {
+        let mut s = Parser::parse_sql(
+            &BigQueryDialect {},
+            "SELECT TO_JSON_STRING(labels) AS labels, LOWER(sku) AS Sku, cost AS cost, \
+             SUM(cost) FROM t GROUP BY labels, sku, cost, project \
+             UNION ALL SELECT a AS x, b AS x, 1, 2 FROM (SELECT y AS z FROM u GROUP BY z) GROUP BY x",
+        )
+        .unwrap()
+        .remove(0);
+        group_by_aliases(&mut s);
+        // An alias of its own column stays a name, a column no alias names too, and
+        // so does a name two aliases share; a subquery's aliases are its own.
+        assert_eq!(
+            s.to_string(),
+            "SELECT TO_JSON_STRING(labels) AS labels, LOWER(sku) AS Sku, cost AS cost, \
+             SUM(cost) FROM t GROUP BY 1, 2, cost, project \
+             UNION ALL SELECT a AS x, b AS x, 1, 2 FROM (SELECT y AS z FROM u GROUP BY 1) GROUP BY x"
         );
     }
 

@@ -8,8 +8,11 @@
 //!
 //! - An inner join drops rows whose array is empty or NULL, as BigQuery's does.
 //! - A LEFT join keeps them once with `x` NULL: the array is replaced by `[NULL]`
-//!   when it has no element. Its `ON` condition filters the array first
+//!   when it has no element (`bq_outer_elements`). Its `ON` condition filters the array first
 //!   (`array_filter(arr, x -> c)`), so rows matching nothing are kept the same way.
+//!   Where a `WHERE` conjunct can only be true of an element (`LOWER(c.name) LIKE
+//!   'a%'`: NULL for a NULL `c`), the rows it keeps are those of an inner join, and
+//!   it is planned as one.
 //! - An inner join's `WHERE` conjuncts that read only its element (`l.key = 'env'`)
 //!   also filter the array before it is unnested, so the rows they would drop are
 //!   never made (they stay in `WHERE`, which they no longer change).
@@ -31,7 +34,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::DuckDbDialect;
 use sqlparser::parser::Parser;
 
-use super::ast::{bind_element, function_name, quoted, template, unsupported};
+use super::ast::{bind_element, function_args, function_name, quoted, template, unsupported};
 use crate::error::{Error, Result};
 
 /// Table name → its top-level column names.
@@ -125,6 +128,13 @@ impl Pass<'_> {
                 }
                 select.from.extend(rest);
                 for step in &mut steps {
+                    let mut parts = Vec::new();
+                    if let Some(selection) = &select.selection {
+                        conjuncts(selection, &mut parts);
+                    }
+                    if parts.iter().any(|c| rejects_null(c, &step.alias)) {
+                        step.kind = Kind::Inner;
+                    }
                     match (&step.kind, &step.offset) {
                         // Filtering the array first would renumber its elements: an
                         // inner join's `ON` becomes part of `WHERE` instead.
@@ -220,16 +230,11 @@ impl Pass<'_> {
             // Positions 0, 1, ... of the elements, unnested beside them.
             let mut offsets = step.offset.as_ref().map(|o| (positions(&array), o));
             if let Kind::Left = step.kind {
+                // Positions of no element are `[]` too, and become `[NULL]` alike.
                 if let Some((positions, _)) = &mut offsets {
-                    *positions = template(
-                        "CASE WHEN cardinality(A) > 0 THEN P ELSE make_array(CAST(NULL AS BIGINT)) END",
-                        &[("A", &array), ("P", positions)],
-                    );
+                    *positions = template("bq_outer_elements(P)", &[("P", positions)]);
                 }
-                array = template(
-                    "CASE WHEN cardinality(A) > 0 THEN A ELSE make_array(NULL) END",
-                    &[("A", &array)],
-                );
+                array = template("bq_outer_elements(A)", &[("A", &array)]);
             }
             let names: Vec<&Ident> = std::iter::once(&step.alias)
                 .chain(step.offset.as_ref())
@@ -423,6 +428,68 @@ fn reads_only(e: &Expr, alias: &Ident) -> bool {
     flow.is_continue() && reads
 }
 
+/// Whether `e` (a conjunct) is never true where `alias` is NULL: a comparison, LIKE,
+/// IN, BETWEEN or IS NOT NULL of an operand that is NULL with it.
+fn rejects_null(e: &Expr, alias: &Ident) -> bool {
+    let null = |x: &Expr| null_with(x, alias);
+    reads_only(e, alias)
+        && match e {
+            Expr::Nested(inner) => rejects_null(inner, alias),
+            Expr::BinaryOp { left, op, right } => {
+                use BinaryOperator::*;
+                matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq) && (null(left) || null(right))
+            }
+            Expr::Like { expr, pattern, .. } | Expr::ILike { expr, pattern, .. } => {
+                null(expr) || null(pattern)
+            }
+            Expr::InList { expr, .. } => null(expr),
+            Expr::Between {
+                expr, low, high, ..
+            } => null(expr) || null(low) || null(high),
+            Expr::IsNotNull(x) => null(x),
+            _ => false,
+        }
+}
+
+/// Whether `e` is NULL whenever `alias` is: a path into it, through casts, arithmetic
+/// and functions that return NULL for a NULL argument.
+fn null_with(e: &Expr, alias: &Ident) -> bool {
+    let null = |x: &Expr| null_with(x, alias);
+    match e {
+        Expr::Identifier(i) => i.value.eq_ignore_ascii_case(&alias.value),
+        Expr::CompoundIdentifier(parts) => parts[0].value.eq_ignore_ascii_case(&alias.value),
+        Expr::Nested(x) | Expr::Cast { expr: x, .. } | Expr::UnaryOp { expr: x, .. } => null(x),
+        Expr::Substring { expr, .. } | Expr::Trim { expr, .. } => null(expr),
+        Expr::BinaryOp { left, op, right } => {
+            use BinaryOperator::*;
+            matches!(op, Plus | Minus | Multiply | Divide | Modulo | StringConcat)
+                && (null(left) || null(right))
+        }
+        Expr::Function(f) => {
+            let strict = matches!(
+                function_name(f).as_deref(),
+                Some(
+                    "LOWER"
+                        | "UPPER"
+                        | "TRIM"
+                        | "LTRIM"
+                        | "RTRIM"
+                        | "SUBSTR"
+                        | "SUBSTRING"
+                        | "LENGTH"
+                        | "CHAR_LENGTH"
+                        | "CONCAT"
+                        | "REPLACE"
+                        | "ABS"
+                        | "ROUND"
+                )
+            );
+            strict && function_args(f).is_some_and(|args| args.iter().any(null))
+        }
+        _ => false,
+    }
+}
+
 fn on_condition(c: JoinConstraint) -> Result<Option<Expr>> {
     match c {
         JoinConstraint::On(e) => Ok(Some(e)),
@@ -484,7 +551,7 @@ mod tests {
             ),
             (
                 "SELECT labels.value FROM t AS bq LEFT JOIN UNNEST(labels) AS labels ON labels.key = 'env'",
-                "SELECT labels.value FROM (SELECT \"bq\".* EXCLUDE (\"labels\"), unnest(CASE WHEN cardinality(array_filter(labels, __u1 -> __u1['key'] = 'env')) > 0 THEN array_filter(labels, __u1 -> __u1['key'] = 'env') ELSE make_array(NULL) END) AS \"labels\" FROM t AS bq) AS bq",
+                "SELECT labels.value FROM (SELECT \"bq\".* EXCLUDE (\"labels\"), unnest(bq_outer_elements(array_filter(labels, __u1 -> __u1['key'] = 'env'))) AS \"labels\" FROM t AS bq) AS bq",
             ),
             (
                 "SELECT l.value FROM t, UNNEST(labels) l WHERE l.key = 'env' AND cost > 0 AND (LOWER(l.value) LIKE 'p%' OR l.value IS NULL)",
@@ -496,7 +563,19 @@ mod tests {
             ),
             (
                 "SELECT l.value FROM t LEFT JOIN UNNEST(labels) l WHERE l.key IS NULL",
-                "SELECT l.value FROM (SELECT \"t\".*, unnest(CASE WHEN cardinality(labels) > 0 THEN labels ELSE make_array(NULL) END) AS \"l\" FROM t AS \"t\") AS \"t\" WHERE l.key IS NULL",
+                "SELECT l.value FROM (SELECT \"t\".*, unnest(bq_outer_elements(labels)) AS \"l\" FROM t AS \"t\") AS \"t\" WHERE l.key IS NULL",
+            ),
+            (
+                "SELECT invoice.month FROM t LEFT JOIN UNNEST(credits) AS credits WHERE LOWER(credits.name) LIKE 'c%' AND cost > 0",
+                "SELECT invoice.month FROM (SELECT \"t\".*, unnest(array_filter(credits, __u1 -> LOWER(__u1['name']) LIKE 'c%')) AS \"credits\" FROM t AS \"t\") AS \"t\" WHERE LOWER(credits.name) LIKE 'c%' AND cost > 0",
+            ),
+            (
+                "SELECT l.value FROM t LEFT JOIN UNNEST(labels) l ON l.key = 'env' WHERE CAST(l.value AS INT64) + 1 BETWEEN 1 AND 5",
+                "SELECT l.value FROM (SELECT \"t\".*, unnest(array_filter(labels, __u1 -> (__u1['key'] = 'env') AND (CAST(__u1['value'] AS INT64) + 1 BETWEEN 1 AND 5))) AS \"l\" FROM t AS \"t\") AS \"t\" WHERE CAST(l.value AS INT64) + 1 BETWEEN 1 AND 5",
+            ),
+            (
+                "SELECT l.value FROM t LEFT JOIN UNNEST(labels) l WHERE COALESCE(l.value, 'none') = 'none' OR l.key = 'a'",
+                "SELECT l.value FROM (SELECT \"t\".*, unnest(bq_outer_elements(labels)) AS \"l\" FROM t AS \"t\") AS \"t\" WHERE COALESCE(l.value, 'none') = 'none' OR l.key = 'a'",
             ),
             (
                 "SELECT l.value FROM t, UNNEST(labels) l WHERE RAND() < l.weight AND l.key IN (SELECT k FROM keys)",
@@ -508,7 +587,7 @@ mod tests {
             ),
             (
                 "SELECT x.key, offset FROM t LEFT JOIN UNNEST(labels) AS x WITH OFFSET",
-                "SELECT x.key, offset FROM (SELECT \"t\".*, unnest(CASE WHEN cardinality(labels) > 0 THEN labels ELSE make_array(NULL) END) AS \"x\", unnest(CASE WHEN cardinality(labels) > 0 THEN range(0, cardinality(labels)) ELSE make_array(CAST(NULL AS BIGINT)) END) AS \"offset\" FROM t AS \"t\") AS \"t\"",
+                "SELECT x.key, offset FROM (SELECT \"t\".*, unnest(bq_outer_elements(labels)) AS \"x\", unnest(bq_outer_elements(range(0, cardinality(labels)))) AS \"offset\" FROM t AS \"t\") AS \"t\"",
             ),
         ];
         for (input, expected) in cases {
