@@ -46,6 +46,9 @@ const PENDING_MEMORY: usize = 256 * 1024 * 1024;
 const ZSTD_LEVEL: i32 = 1;
 /// Partition value for a NULL key, as Hive writes it.
 const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+/// The folders a table's files are partitioned into: its rows' account, then month.
+pub(crate) const ACCOUNT_FOLDER: &str = "billing_account_id";
+pub(crate) const MONTH_FOLDER: &str = "invoice_month";
 
 /// Options of a conversion run.
 pub struct ConvertOptions<'a> {
@@ -222,7 +225,7 @@ fn stage_one(
     let mut entries = Vec::new();
     for ((account, month), staged, rows) in split.parts {
         let rel = format!(
-            "{}/{}/billing_account_id={}/invoice_month={}/{id}.parquet",
+            "{}/{}/{ACCOUNT_FOLDER}={}/{MONTH_FOLDER}={}/{id}.parquet",
             kind.provider(),
             kind.table(),
             escape_partition(&account),
@@ -232,8 +235,8 @@ fn stage_one(
             path: rel.clone(),
             rows,
             partition: BTreeMap::from([
-                ("billing_account_id".to_string(), account),
-                ("invoice_month".to_string(), month),
+                (ACCOUNT_FOLDER.to_string(), account),
+                (MONTH_FOLDER.to_string(), month),
             ]),
         });
         files.push((staged, rel));
@@ -784,7 +787,7 @@ fn month_column<'a>(batch: &'a RecordBatch, name: &str) -> Box<dyn Fn(usize) -> 
 }
 
 /// Escapes a partition value for a folder name (`%XX` for anything unusual).
-fn escape_partition(value: &str) -> String {
+pub(crate) fn escape_partition(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

@@ -22,7 +22,8 @@
 //!   `dictionary_group_by` for one key, `dictionary_ids` among several); full sorts
 //!   sort a memory's worth of rows at once in the row format (`row_sort`), and
 //!   `ROW_NUMBER()` over sorted rows is a counter (`row_number`); an unnested list's
-//!   elements are sliced, not copied (`list_unnest`).
+//!   elements are sliced, not copied (`list_unnest`); a scan reads only the files of
+//!   the accounts and months its predicate allows (`partition_pruning`).
 
 pub mod catalog;
 pub mod config;
@@ -39,6 +40,7 @@ mod list_unnest;
 mod memory_pool;
 pub mod money;
 mod nested_reads;
+mod partition_pruning;
 mod plan_rewrite;
 pub mod progress;
 pub mod rating;

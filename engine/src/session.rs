@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::list_unnest::ListUnnest;
 use crate::memory_pool::FairPool;
 use crate::nested_reads;
+use crate::partition_pruning::PartitionPruning;
 use crate::row_number::RowNumber;
 use crate::row_sort::RowSort;
 use crate::sql::bigquery::Columns;
@@ -125,6 +126,7 @@ impl Session {
             .with_physical_optimizer_rule(Arc::new(RowSort))
             .with_physical_optimizer_rule(Arc::new(RowNumber))
             .with_physical_optimizer_rule(Arc::new(ListUnnest))
+            .with_physical_optimizer_rule(Arc::new(PartitionPruning))
             .build();
         let ctx = SessionContext::new_with_state(state);
         billq_udfs::register_all(&ctx);

@@ -10,7 +10,7 @@
 //! - [`billing::lookup`]: `label`, `has_label`, `tag` key lookups;
 //! - [`bigquery`]: BigQuery semantics where DataFusion's built-ins differ
 //!   (`to_json_string`, `bq_divide`, `bq_safe_divide`, `bq_cast_int64`, `bq_array_sum`,
-//!   `bq_outer_elements`);
+//!   `bq_outer_elements`, `bq_date_trunc`);
 //! - [`array_filter`]: DataFusion's `array_filter`, faster on many short lists.
 //!
 //! Money comes out as `Decimal128(38, 9)` (BigQuery's NUMERIC): a FLOAT64 amount is
@@ -57,6 +57,7 @@ pub fn all_scalar() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(
             bigquery::outer_elements::BqOuterElements::new(),
         )),
+        Arc::new(ScalarUDF::from(bigquery::date_trunc::BqDateTrunc::new())),
     ]
 }
 

@@ -3,6 +3,7 @@
 
 pub mod array_sum;
 pub mod cast_int64;
+pub mod date_trunc;
 pub mod divide;
 pub mod format_timestamp;
 pub mod outer_elements;

@@ -285,17 +285,19 @@ fn in_zone(x: &Expr, tz: Option<&Expr>) -> Result<Expr> {
 }
 
 /// `date_trunc` with BigQuery's parts: `WEEK` starts on Sunday, `ISOWEEK` on Monday,
-/// `WEEK(<day>)` on that day.
+/// `WEEK(<day>)` on that day. `bq_date_trunc` truncates each run of equal values once.
 fn trunc(x: &Expr, part: &str) -> Expr {
     match week_shift(part) {
-        Some(0) => template("date_trunc('week', X)", &[("X", x)]),
+        Some(0) => template("bq_date_trunc('week', X)", &[("X", x)]),
         // DataFusion's weeks start on Monday: shift the day that starts ours onto it.
         Some(shift) => template(
-            &format!("(date_trunc('week', X + INTERVAL '{shift} day') - INTERVAL '{shift} day')"),
+            &format!(
+                "(bq_date_trunc('week', X + INTERVAL '{shift} day') - INTERVAL '{shift} day')"
+            ),
             &[("X", x)],
         ),
         None => template(
-            &format!("date_trunc({}, X)", string_literal(part)),
+            &format!("bq_date_trunc({}, X)", string_literal(part)),
             &[("X", x)],
         ),
     }
