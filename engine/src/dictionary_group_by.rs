@@ -432,10 +432,12 @@ mod tests {
     use std::path::Path;
 
     use arrow::array::{Int64Array, StringDictionaryBuilder};
+    use arrow::datatypes::Field;
     use datafusion::common::tree_node::TreeNode;
     use datafusion::datasource::MemTable;
     use datafusion::execution::memory_pool::GreedyMemoryPool;
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use datafusion::logical_expr::LogicalPlan;
     use datafusion::physical_plan::{collect, displayable};
     use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -544,7 +546,7 @@ mod tests {
             })
             .collect();
         let by_sku = totals(bill.iter().map(|(_, sku, cost)| (Some(sku), *cost)));
-        let cases: [(&str, Vec<String>, bool); 8] = [
+        let cases: [(&str, Vec<String>, bool); 10] = [
             (
                 "SELECT sku.description, SUM(cost), COUNT(*) FROM t GROUP BY 1 ORDER BY 1",
                 by_sku,
@@ -577,10 +579,23 @@ mod tests {
                     .collect(),
                 true,
             ),
-            // An argument of a function: read as text, grouped as before.
+            // Matched against a pattern, through LOWER: still read as a dictionary.
             (
                 "SELECT service.description, SUM(cost), COUNT(*) FROM t \
                  WHERE service.description LIKE 'C%' GROUP BY 1 ORDER BY 1",
+                by_service(&|s| s.is_some_and(|s| s.starts_with('C'))),
+                true,
+            ),
+            (
+                "SELECT service.description, SUM(cost), COUNT(*) FROM t \
+                 WHERE LOWER(service.description) NOT LIKE '%o%' GROUP BY 1 ORDER BY 1",
+                by_service(&|s| s.is_some_and(|s| !s.to_lowercase().contains('o'))),
+                true,
+            ),
+            // An argument of another function: read as text, grouped as before.
+            (
+                "SELECT service.description, SUM(cost), COUNT(*) FROM t \
+                 WHERE STARTS_WITH(service.description, 'C') GROUP BY 1 ORDER BY 1",
                 by_service(&|s| s.is_some_and(|s| s.starts_with('C'))),
                 false,
             ),
@@ -611,6 +626,35 @@ mod tests {
                 "{sql}\n{plan}"
             );
         }
+        // Matched, not grouped: the SKU's text is read as a dictionary all the same.
+        let sql = "SELECT invoice.month, SUM(cost), COUNT(*) FROM t \
+                   WHERE LOWER(sku.description) LIKE 'sku 1%' GROUP BY 1 ORDER BY 1";
+        let expected: Vec<String> = ["202401", "202402", "202403"]
+            .iter()
+            .zip(bill.chunks(3000))
+            .map(|(month, rows)| {
+                let matched = rows.iter().filter(|r| r.1.starts_with("SKU 1"));
+                let (sum, n) = matched.fold((0.0, 0), |(sum, n), r| (sum + r.2, n + 1));
+                format!("{month} {sum:?} {n}")
+            })
+            .collect();
+        assert_eq!(
+            crate::testing::rows(&s, sql, Dialect::BigQuery).await,
+            expected
+        );
+        let df = s.sql(sql, Dialect::BigQuery).await.unwrap();
+        let mut read = Vec::new();
+        df.logical_plan()
+            .apply(|p| {
+                if let LogicalPlan::TableScan(scan) = p {
+                    read.push(scan.source.schema().field_with_name("sku").ok().cloned());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .unwrap();
+        let sku = DataType::Struct(vec![Field::new("description", text_dictionary(), true)].into());
+        assert_eq!(read, [Some(Field::new("sku", sku, true))]);
+
         // The output is text, as over the stored table.
         let sql = "SELECT sku.description, COUNT(*) FROM t GROUP BY 1";
         let df = s.sql(sql, Dialect::BigQuery).await.unwrap();

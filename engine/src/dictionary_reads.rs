@@ -1,19 +1,23 @@
-//! Reading the text a query groups by as Parquet stores it: a dictionary.
+//! Reading the text a query groups by or matches as Parquet stores it: a dictionary.
 //!
 //! A stored text field such as `invoice.month` or `service.description` holds a few
 //! distinct values, dictionary encoded in the files. DataFusion reads it as one string
 //! per row, copying each, and a `GROUP BY` on it hashes and compares every one of them.
-//! [`grouped_leaves`] finds the record fields a plan groups by; the table is made
+//! [`dictionary_leaves`] finds the record fields a plan groups by; the table is made
 //! anew declaring them `Dictionary(Int32, Utf8)`, and [`HintedParquet`] has the
 //! Parquet reader keep the files' dictionaries instead of expanding them. The plan
 //! groups by the dictionary cast to text ([`grouped_as_text`]), which
 //! `crate::dictionary_group_by` does by dictionary key, and `crate::dictionary_ids`
 //! by numbers for the text where it is one of several keys.
 //!
-//! A field qualifies only when every other use of it is a comparison with a constant
-//! or a NULL test, where a dictionary goes as well as text; any other use (an argument
-//! of a function, a comparison with other text, output, the record whole) keeps the
-//! table as it is.
+//! A field a filter matches against a pattern (`LIKE 'x%'`, as it is or through `LOWER`
+//! or `UPPER`, which map a dictionary's values and keep its keys) is read as a
+//! dictionary too: Arrow's `like` matches each of its values once, not each row's.
+//!
+//! A field qualifies only when every other use of it is a comparison with a constant,
+//! such a match or a NULL test, where a dictionary goes as well as text; any other use
+//! (an argument of another function, a comparison with other text, output, the record
+//! whole) keeps the table as it is.
 //!
 //! Text in lists of records (`labels`, `credits`, `tags`) is declared as views
 //! ([`crate::store::listed_text_as_views`]), which [`HintedParquet`] also has each file's reader
@@ -39,9 +43,10 @@ use object_store::{ObjectMeta, ObjectStore};
 /// A path of record fields below a column: `invoice.month` is `["month"]` of `invoice`.
 pub type Leaf = Vec<String>;
 
-/// The record fields of stored tables `plan` groups by (alone or beside other keys), by
-/// the reference it scans the table with, as (column, path) pairs.
-pub fn grouped_leaves(plan: &LogicalPlan) -> HashMap<TableReference, BTreeSet<(String, Leaf)>> {
+/// The record fields of stored tables `plan` groups by (alone or beside other keys) or
+/// filters by a pattern, by the reference it scans the table with, as (column, path)
+/// pairs.
+pub fn dictionary_leaves(plan: &LogicalPlan) -> HashMap<TableReference, BTreeSet<(String, Leaf)>> {
     let mut uses = Uses::default();
     let _ = plan.apply_with_subqueries(|node| {
         uses.node(node);
@@ -230,10 +235,27 @@ fn field_path(expr: &Expr) -> Option<(&Column, Leaf)> {
     }
 }
 
+/// The text `LIKE` matches in `expr` against a constant pattern, through `LOWER` or
+/// `UPPER`, which map a dictionary's values.
+fn matched(expr: &Expr) -> Option<&Expr> {
+    let Expr::Like(like) = expr else {
+        return None;
+    };
+    if !matches!(like.pattern.as_ref(), Expr::Literal(..)) {
+        return None;
+    }
+    Some(match like.expr.as_ref() {
+        Expr::ScalarFunction(f) if matches!(f.name(), "lower" | "upper") && f.args.len() == 1 => {
+            &f.args[0]
+        }
+        e => e,
+    })
+}
+
 /// What a plan does with record fields, found node by node.
 #[derive(Default)]
 struct Uses {
-    /// (scanned table, column, path) grouped by.
+    /// (scanned table, column, path) grouped by or matched.
     keys: Vec<(TableReference, String, Leaf)>,
     /// (column, path) used where a dictionary may not go; an empty path: the column.
     barred: HashSet<(String, Leaf)>,
@@ -265,6 +287,16 @@ impl Uses {
             }
             return;
         }
+        if let LogicalPlan::Filter(f) = plan {
+            let _ = f.predicate.apply(|e| {
+                if let Some((column, path)) = matched(e).and_then(field_path)
+                    && let Some(table) = scanned(&f.input, &column.name)
+                {
+                    self.keys.push((table, column.name.clone(), path));
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
         let _ = plan.apply_expressions(|e| {
             self.expr(e, false);
             Ok(TreeNodeRecursion::Continue)
@@ -278,6 +310,9 @@ impl Uses {
                 self.barred.insert((column.name.clone(), path));
             }
             return;
+        }
+        if let Some(text) = matched(expr) {
+            return self.expr(text, true);
         }
         match expr {
             Expr::Column(c) | Expr::OuterReferenceColumn(_, c) => {
@@ -303,6 +338,7 @@ impl Uses {
                 self.expr(&b.right, constant(&b.left));
             }
             Expr::IsNull(e) | Expr::IsNotNull(e) => self.expr(e, true),
+
             _ => {
                 let _ = expr.apply_children(|child| {
                     self.expr(child, false);

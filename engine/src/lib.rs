@@ -19,7 +19,8 @@
 //!   functions of `billq-udfs`; [`sql`] holds the BigQuery front end. Plans read only
 //!   the record fields they use of records and lists of records (`nested_reads`),
 //!   and group by stored text through its dictionary (`dictionary_reads`;
-//!   `dictionary_group_by` for one key, `dictionary_ids` among several); full sorts
+//!   `dictionary_group_by` for one key, `dictionary_ids` among several) and match
+//!   it against patterns a dictionary value at a time; full sorts
 //!   sort a memory's worth of rows at once in the row format (`row_sort`), and
 //!   `ROW_NUMBER()` over sorted rows is a counter (`row_number`); an unnested list's
 //!   elements are sliced, not copied (`list_unnest`); a scan reads only the files of

@@ -52,8 +52,8 @@ pub fn narrowed_tables(
         .filter_map(|(column, read)| Some((column, read?)))
         .filter(|(_, read)| !read.is_empty())
         .collect();
-    let grouped = dictionary_reads::grouped_leaves(plan);
-    if read.is_empty() && grouped.is_empty() {
+    let dictionaries = dictionary_reads::dictionary_leaves(plan);
+    if read.is_empty() && dictionaries.is_empty() {
         return Ok(tables);
     }
     plan.apply_with_subqueries(|node| {
@@ -61,7 +61,7 @@ pub fn narrowed_tables(
             && !tables.contains_key(&scan.table_name)
             && let Ok(provider) = source_as_provider(&scan.source)
             && let Some(listing) = provider.downcast_ref::<ListingTable>()
-            && let Some(table) = narrowed_table(listing, &read, grouped.get(&scan.table_name))?
+            && let Some(table) = narrowed_table(listing, &read, dictionaries.get(&scan.table_name))?
         {
             tables.insert(scan.table_name.clone(), table);
         }
@@ -71,11 +71,11 @@ pub fn narrowed_tables(
 }
 
 /// `table` with each record or list-of-records column in `read` keeping only those
-/// fields and the text at `grouped` read as dictionaries, if anything changes.
+/// fields and the text at `dictionaries` read as dictionaries, if anything changes.
 fn narrowed_table(
     table: &ListingTable,
     read: &HashMap<String, BTreeSet<String>>,
-    grouped: Option<&BTreeSet<(String, Leaf)>>,
+    dictionaries: Option<&BTreeSet<(String, Leaf)>>,
 ) -> Result<Option<Arc<dyn TableProvider>>> {
     if !table.options().table_partition_cols.is_empty() {
         return Ok(None);
@@ -117,8 +117,8 @@ fn narrowed_table(
     let mut schema = Schema::new_with_metadata(fields, schema.metadata().clone());
     let options = table.options().clone();
     let hinted = options.format.downcast_ref::<HintedParquet>().is_some();
-    if let (Some(grouped), true) = (grouped, hinted) {
-        let leaves = grouped.iter().map(|(c, p)| (c.as_str(), p.as_slice()));
+    if let (Some(dictionaries), true) = (dictionaries, hinted) {
+        let leaves = dictionaries.iter().map(|(c, p)| (c.as_str(), p.as_slice()));
         if let Some(dictionaries) = dictionary_reads::with_dictionaries(&schema, leaves) {
             schema = dictionaries;
             narrowed = true;
