@@ -11,6 +11,7 @@ use datafusion::catalog::{
     MemorySchemaProvider, SchemaProvider, TableProvider,
 };
 use datafusion::common::TableReference;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::TrackConsumersPool;
@@ -59,6 +60,36 @@ fn config() -> SessionConfig {
         .execution
         .skip_partial_aggregation_probe_ratio_threshold = SKIP_PARTIAL_AGGREGATION_RATIO;
     config
+}
+
+/// Whether the Parquet scans of `plan` should apply its filters as they decode (filter
+/// pushdown: the columns a filter does not read decoded only for the rows it keeps).
+/// At 10M rows it took Q07's `LOWER(sku.description) LIKE 'commitment%'` from 0.18 to
+/// 0.10 s and Q12's from 0.29 to 0.19 s, but a filter on a list decodes the list
+/// twice: Q11's `"color" NOT IN (SELECT key FROM UNNEST(tags))` went from 1.05 to 1.41 s.
+/// So: where the plan filters, and no filter reads a list.
+fn filters_while_reading(plan: &LogicalPlan) -> bool {
+    fn holds_list(data_type: &DataType) -> bool {
+        match data_type {
+            DataType::Struct(fields) => fields.iter().any(|f| holds_list(f.data_type())),
+            DataType::Dictionary(_, value) => holds_list(value),
+            t => t.is_nested(),
+        }
+    }
+    let (mut filters, mut on_lists) = (false, false);
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::Filter(f) = node {
+            filters = true;
+            let schema = f.input.schema();
+            on_lists |= f.predicate.column_refs().into_iter().any(|c| {
+                schema
+                    .qualified_field_from_column(c)
+                    .is_ok_and(|(_, field)| holds_list(field.data_type()))
+            });
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    filters && !on_lists
 }
 
 /// A DataFusion context set up for billing data.
@@ -262,7 +293,17 @@ impl Session {
                 plan
             }
         };
-        let frame = self.ctx.execute_logical_plan(plan).await?;
+        let frame = if filters_while_reading(&plan)
+            && !matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_))
+        {
+            let mut state = self.ctx.state();
+            let parquet = &mut state.config_mut().options_mut().execution.parquet;
+            parquet.pushdown_filters = true;
+            parquet.reorder_filters = true;
+            DataFrame::new(state, plan)
+        } else {
+            self.ctx.execute_logical_plan(plan).await?
+        };
         if let Some(pool) = &self.pool {
             pool.fit_to_process();
         }
@@ -359,6 +400,42 @@ mod tests {
 
     use super::*;
     use crate::testing::{metric, rows};
+
+    #[tokio::test]
+    async fn scans_apply_filters_on_flat_columns_as_they_decode() {
+        let mut s = Session::new();
+        let cud = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/seed-queries/data/cud_example.jsonl"
+        );
+        s.add_table("cud", cud).await.unwrap();
+        for (sql, filter_apart, expected) in [
+            (
+                "SELECT SUM(cost) FROM cud WHERE lower(sku['description']) LIKE 'commitment%'",
+                false,
+                "220.0",
+            ),
+            (
+                "SELECT SUM(cost) FROM cud WHERE cost > 25 AND invoice['month'] = '202401'",
+                false,
+                "250.0",
+            ),
+            // A filter on a list would decode it twice.
+            (
+                "SELECT SUM(cost) FROM cud WHERE array_length(credits) > 0",
+                true,
+                "180.0",
+            ),
+        ] {
+            assert_eq!(
+                rows(&s, sql, Dialect::DataFusion).await,
+                [expected],
+                "{sql}"
+            );
+            let plan = crate::testing::plan(&s, sql).await;
+            assert_eq!(plan.contains("FilterExec"), filter_apart, "{sql}\n{plan}");
+        }
+    }
 
     #[tokio::test]
     async fn a_first_stage_that_barely_groups_hands_its_rows_on() {
