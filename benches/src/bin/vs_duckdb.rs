@@ -16,7 +16,7 @@
 //!
 //! `vs_duckdb [ROWS] [RUNS] [MEMORY_LIMIT]` prints Markdown tables of medians (ms) and
 //! ratios (billq / DuckDB: below 1, billq is faster). DuckDB runs in `python3` (`pip
-//! install duckdb`); the `billq` binary must sit beside this one (`cargo build
+//! install duckdb pyarrow`); the `billq` binary must sit beside this one (`cargo build
 //! --release -p billq -p billq-benches`). Times are taken around the work itself
 //! (process start excluded for DuckDB, included for `billq convert`), and the two
 //! engines' runs alternate, so that a drift in the machine's speed falls on both.
