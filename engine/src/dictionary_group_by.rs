@@ -579,7 +579,8 @@ mod tests {
                     .collect(),
                 true,
             ),
-            // Matched against a pattern, through LOWER: still read as a dictionary.
+            // Matched against a pattern, as it is or through LOWER: still read as a
+            // dictionary.
             (
                 "SELECT service.description, SUM(cost), COUNT(*) FROM t \
                  WHERE service.description LIKE 'C%' GROUP BY 1 ORDER BY 1",

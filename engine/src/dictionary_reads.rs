@@ -3,9 +3,10 @@
 //! A stored text field such as `invoice.month` or `service.description` holds a few
 //! distinct values, dictionary encoded in the files. DataFusion reads it as one string
 //! per row, copying each, and a `GROUP BY` on it hashes and compares every one of them.
-//! [`dictionary_leaves`] finds the record fields a plan groups by; the table is made
-//! anew declaring them `Dictionary(Int32, Utf8)`, and [`HintedParquet`] has the
-//! Parquet reader keep the files' dictionaries instead of expanding them. The plan
+//! [`dictionary_leaves`] finds the record fields a plan groups by (or matches, below);
+//! the table is made anew declaring them `Dictionary(Int32, Utf8)`, and
+//! [`HintedParquet`] has the Parquet reader keep the files' dictionaries instead of
+//! expanding them. The plan
 //! groups by the dictionary cast to text ([`grouped_as_text`]), which
 //! `crate::dictionary_group_by` does by dictionary key, and `crate::dictionary_ids`
 //! by numbers for the text where it is one of several keys.
@@ -338,7 +339,6 @@ impl Uses {
                 self.expr(&b.right, constant(&b.left));
             }
             Expr::IsNull(e) | Expr::IsNotNull(e) => self.expr(e, true),
-
             _ => {
                 let _ = expr.apply_children(|child| {
                     self.expr(child, false);

@@ -391,13 +391,7 @@ mod tests {
 
     /// `cud`: six rows; credits -90 and -10 on one, -18.5 on another.
     async fn session() -> Session {
-        let mut s = Session::new();
-        let cud = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../testdata/seed-queries/data/cud_example.jsonl"
-        );
-        s.add_table("cud", cud).await.unwrap();
-        s
+        crate::testing::seed_session("cud", "cud_example.jsonl").await
     }
 
     /// The record fields of a record, or of a list of records.

@@ -18,8 +18,8 @@ use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::logical_expr::Operator;
-use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, InListExpr, Literal};
+use datafusion::physical_expr::{ScalarFunctionExpr, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 
@@ -61,7 +61,7 @@ impl PhysicalOptimizerRule for PartitionPruning {
 fn pruned(config: &FileScanConfig) -> Option<FileScanConfig> {
     let predicate = config.file_source().filter()?;
     let mut allowed: HashMap<&str, Vec<String>> = HashMap::new();
-    for conjunct in conjuncts(&predicate) {
+    for conjunct in split_conjunction(&predicate) {
         if let Some((folder, values)) = folder_values(conjunct) {
             let escaped: Vec<String> = values.iter().map(|v| escape_partition(v)).collect();
             // Two conjuncts on one folder: the values both allow.
@@ -156,17 +156,6 @@ fn store_folders(path: &str) -> Option<HashMap<&str, &str>> {
     ]))
 }
 
-fn conjuncts(e: &Arc<dyn PhysicalExpr>) -> Vec<&Arc<dyn PhysicalExpr>> {
-    match e.downcast_ref::<BinaryExpr>() {
-        Some(b) if *b.op() == Operator::And => {
-            let mut all = conjuncts(b.left());
-            all.extend(conjuncts(b.right()));
-            all
-        }
-        _ => vec![e],
-    }
-}
-
 /// The folder a conjunct `key = 'v'`, `key IN ('v', ...)` or `key = 'v' OR key = 'w'`
 /// names, and its values.
 fn folder_values(e: &Arc<dyn PhysicalExpr>) -> Option<(&'static str, Vec<String>)> {
@@ -236,18 +225,12 @@ fn scalar_text(v: &ScalarValue) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::{plan, rows};
+    use crate::testing::{plan, rows, seed_session};
     use crate::{Dialect, Session};
 
     /// `bill`: 14 rows of one account, invoiced in 202006 (4), 202310 (5) and 202311 (5).
     async fn session() -> Session {
-        let mut s = Session::new();
-        let bill = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../testdata/seed-queries/data/invoice_example.jsonl"
-        );
-        s.add_table("bill", bill).await.unwrap();
-        s
+        seed_session("bill", "invoice_example.jsonl").await
     }
 
     /// The months of the files the plan of `sql` reads.

@@ -403,12 +403,7 @@ mod tests {
 
     #[tokio::test]
     async fn scans_apply_filters_on_flat_columns_as_they_decode() {
-        let mut s = Session::new();
-        let cud = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../testdata/seed-queries/data/cud_example.jsonl"
-        );
-        s.add_table("cud", cud).await.unwrap();
+        let s = crate::testing::seed_session("cud", "cud_example.jsonl").await;
         for (sql, filter_apart, expected) in [
             (
                 "SELECT SUM(cost) FROM cud WHERE lower(sku['description']) LIKE 'commitment%'",

@@ -10,6 +10,18 @@ use datafusion::prelude::SessionContext;
 
 use crate::{Dialect, Session};
 
+/// A session with the seed queries' fixture `file` (`testdata/seed-queries/data/`)
+/// as the table `name`.
+pub async fn seed_session(name: &str, file: &str) -> Session {
+    let mut s = Session::new();
+    let path = format!(
+        "{}/../testdata/seed-queries/data/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    s.add_table(name, &path).await.unwrap();
+    s
+}
+
 /// The rows `sql` gives, each as its cells' text joined by spaces.
 pub async fn rows(s: &Session, sql: &str, dialect: Dialect) -> Vec<String> {
     let batches = s.sql(sql, dialect).await.unwrap().collect().await.unwrap();

@@ -15,7 +15,7 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, GroupByExpr, Ident, OrderByKind, Query, SelectItem, SetExpr, Statement, VisitMut,
+    Expr, GroupByExpr, Ident, OrderByKind, Query, Select, SelectItem, SetExpr, Statement, VisitMut,
     VisitorMut, visit_expressions_mut,
 };
 
@@ -27,7 +27,7 @@ pub fn rewrite(statement: &mut Statement) {
     if let Statement::Query(query) = statement {
         name_query(query);
     }
-    let _ = statement.visit(&mut FieldPaths);
+    let _ = statement.visit(&mut EachSelect(name_paths));
 }
 
 /// Replaces each GROUP BY name that is the alias of one SELECT expression by that
@@ -35,85 +35,68 @@ pub fn rewrite(statement: &mut Statement) {
 /// the corresponding FROM clause", where DataFusion takes the column. `SELECT
 /// TO_JSON_STRING(labels) AS labels ... GROUP BY labels` groups by the text.
 pub fn group_by_aliases(statement: &mut Statement) {
-    let _ = statement.visit(&mut GroupByAliases);
+    let _ = statement.visit(&mut EachSelect(alias_positions));
 }
 
-struct GroupByAliases;
+/// Calls its function on every SELECT of every query, set operations' sides included.
+struct EachSelect<F>(F);
 
-impl VisitorMut for GroupByAliases {
+impl<F: FnMut(&mut Select)> VisitorMut for EachSelect<F> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        alias_positions(&mut query.body);
+        each_select(&mut query.body, &mut self.0);
         ControlFlow::Continue(())
     }
 }
 
-fn alias_positions(body: &mut SetExpr) {
+fn each_select(body: &mut SetExpr, f: &mut impl FnMut(&mut Select)) {
     match body {
-        SetExpr::Select(select) => {
-            let GroupByExpr::Expressions(exprs, _) = &mut select.group_by else {
-                return;
-            };
-            for e in exprs {
-                let Expr::Identifier(name) = e else { continue };
-                let mut positions =
-                    select
-                        .projection
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, item)| match item {
-                            SelectItem::ExprWithAlias { expr, alias }
-                                if alias.value.eq_ignore_ascii_case(&name.value)
-                                    && !matches!(expr, Expr::Identifier(c) if c.value.eq_ignore_ascii_case(&name.value)) =>
-                            {
-                                Some(i + 1)
-                            }
-                            _ => None,
-                        });
-                if let (Some(position), None) = (positions.next(), positions.next()) {
-                    *e = Expr::value(sqlparser::ast::Value::Number(position.to_string(), false));
-                }
-            }
-        }
+        SetExpr::Select(select) => f(select),
         SetExpr::SetOperation { left, right, .. } => {
-            alias_positions(left);
-            alias_positions(right);
+            each_select(left, f);
+            each_select(right, f);
         }
         _ => {}
     }
 }
 
-/// Gives every unaliased field path (`sku.id`) of a query the name of its last part.
-struct FieldPaths;
-
-impl VisitorMut for FieldPaths {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        name_paths(&mut query.body);
-        ControlFlow::Continue(())
+fn alias_positions(select: &mut Select) {
+    let GroupByExpr::Expressions(exprs, _) = &mut select.group_by else {
+        return;
+    };
+    for e in exprs {
+        let Expr::Identifier(name) = e else { continue };
+        // An alias of another expression than the column of that name.
+        let names_other = |item: &SelectItem| match item {
+            SelectItem::ExprWithAlias { expr, alias } => {
+                let same = |i: &Ident| i.value.eq_ignore_ascii_case(&name.value);
+                same(alias) && !matches!(expr, Expr::Identifier(c) if same(c))
+            }
+            _ => false,
+        };
+        let mut positions = select
+            .projection
+            .iter()
+            .enumerate()
+            .filter(|(_, item)| names_other(item))
+            .map(|(i, _)| i + 1);
+        if let (Some(position), None) = (positions.next(), positions.next()) {
+            *e = Expr::value(sqlparser::ast::Value::Number(position.to_string(), false));
+        }
     }
 }
 
-fn name_paths(body: &mut SetExpr) {
-    match body {
-        SetExpr::Select(select) => {
-            for item in &mut select.projection {
-                if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item
-                    && parts.len() > 1
-                {
-                    let alias = Ident::new(parts[parts.len() - 1].value.clone());
-                    let expr = Expr::CompoundIdentifier(std::mem::take(parts));
-                    *item = SelectItem::ExprWithAlias { expr, alias };
-                }
-            }
+/// Gives every unaliased field path (`sku.id`) of a SELECT the name of its last part.
+fn name_paths(select: &mut Select) {
+    for item in &mut select.projection {
+        if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item
+            && parts.len() > 1
+        {
+            let alias = Ident::new(parts[parts.len() - 1].value.clone());
+            let expr = Expr::CompoundIdentifier(std::mem::take(parts));
+            *item = SelectItem::ExprWithAlias { expr, alias };
         }
-        SetExpr::SetOperation { left, right, .. } => {
-            name_paths(left);
-            name_paths(right);
-        }
-        _ => {}
     }
 }
 
