@@ -5,7 +5,7 @@
 //! double, which is the text BigQuery wrote into the export; decimals are summed as
 //! they are. No sum here ever passes through a float.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use arrow::array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StructArray};
@@ -33,16 +33,23 @@ pub struct TotalsBuilder {
 }
 
 /// An exact running sum of decimals `mantissa × 10^exponent`: one integer per
-/// exponent (amounts of a column share a few), spilled to a big decimal on overflow.
+/// exponent (amounts of a column share a few, so a list beats a hash), spilled to a
+/// big decimal on overflow.
 #[derive(Debug, Clone, Default)]
 struct ExactSum {
-    buckets: HashMap<i32, i128>,
+    buckets: Vec<(i32, i128)>,
     spill: BigDecimal,
 }
 
 impl ExactSum {
     fn add(&mut self, mantissa: i128, exponent: i32) {
-        let bucket = self.buckets.entry(exponent).or_insert(0);
+        let bucket = match self.buckets.iter().position(|(e, _)| *e == exponent) {
+            Some(i) => &mut self.buckets[i].1,
+            None => {
+                self.buckets.push((exponent, 0));
+                &mut self.buckets.last_mut().expect("pushed").1
+            }
+        };
         match bucket.checked_add(mantissa) {
             Some(sum) => *bucket = sum,
             None => {

@@ -18,24 +18,59 @@ pub fn money_type() -> DataType {
 /// The shortest decimal that reads back as `v`, as `(mantissa, exponent)` with
 /// `v = mantissa × 10^exponent`: the text the export carried. `None` for NaN and ±∞.
 pub fn shortest_decimal(v: f64) -> Option<(i128, i32)> {
-    // Below 2^22 the doubles that read back as `v` span less than 1e-9, so the one
-    // value of at most 9 decimals among them, if any, is the shortest: found without
-    // writing digits. Written as ryu writes it (`5.0`, `0.5`, `1e-7`).
-    if v.abs() < 4_194_304.0 {
-        let scaled = (v * 1e9).round();
-        if scaled / 1e9 == v {
-            let (mut mantissa, mut exponent) = (scaled as i128, -9);
-            if mantissa == 0 {
-                return Some((0, -1));
-            }
-            while exponent < -1 && mantissa % 10 == 0 {
-                mantissa /= 10;
-                exponent += 1;
-            }
-            return Some((mantissa, exponent));
+    few_decimals(v).or_else(|| written_decimal(v))
+}
+
+/// Exact powers of ten as doubles (10^22 is the last one a double holds exactly).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// 10^`n`, if an i128 holds it (`n` ≤ 38).
+pub fn ten_pow(n: u32) -> Option<i128> {
+    TENS.get(n as usize).copied()
+}
+
+/// 10^0 to 10^38, every power of ten an i128 holds.
+const TENS: [i128; 39] = {
+    let mut tens = [1i128; 39];
+    let mut i = 1;
+    while i < tens.len() {
+        tens[i] = tens[i - 1] * 10;
+        i += 1;
+    }
+    tens
+};
+
+/// [`shortest_decimal`] found without writing digits, where `v` reads back from a
+/// decimal of at most `d` decimals, `d` the most its binary exponent allows: the
+/// doubles that read back as `v` span less than 10^-d, so that decimal is the only
+/// one and the shortest, and times 10^d it is an integer below 2^53, which a double
+/// holds exactly. Written as ryu writes it (`5.0`, `0.5`, `1e-7`).
+fn few_decimals(v: f64) -> Option<(i128, i32)> {
+    let binary_exponent = ((v.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    let d = (f64::from(52 - binary_exponent) * std::f64::consts::LOG10_2).floor();
+    if d < 1.0 {
+        return None;
+    }
+    let d = (d as usize).min(POW10.len() - 1);
+    let scaled = (v * POW10[d]).round();
+    if scaled / POW10[d] != v {
+        return None;
+    }
+    let (mut mantissa, mut exponent) = (scaled as i64, -(d as i32));
+    if mantissa == 0 {
+        return Some((0, -1));
+    }
+    // Trailing zeros off, up to 15 (a double's integers have at most 16 digits).
+    for (zeros, power) in [(8, 100_000_000), (4, 10_000), (2, 100), (1, 10)] {
+        if exponent + zeros <= -1 && mantissa % power == 0 {
+            mantissa /= power;
+            exponent += zeros;
         }
     }
-    written_decimal(v)
+    Some((i128::from(mantissa), exponent))
 }
 
 /// [`shortest_decimal`] read from ryu's shortest round-trip text.
@@ -81,11 +116,11 @@ pub fn div_round(value: i128, divisor: i128) -> i128 {
 pub fn at_scale(mantissa: i128, exponent: i32, scale: i8) -> Option<i128> {
     let shift = exponent + i32::from(scale);
     if shift >= 0 {
-        mantissa.checked_mul(10i128.checked_pow(shift as u32)?)
+        mantissa.checked_mul(ten_pow(shift as u32)?)
     } else if shift < -38 {
         Some(0)
     } else {
-        Some(div_round(mantissa, 10i128.pow((-shift) as u32)))
+        Some(div_round(mantissa, TENS[(-shift) as usize]))
     }
 }
 
@@ -138,15 +173,17 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for i in 0..2_000_000u64 {
+        for i in 0..3_000_000u64 {
             let r = next();
-            let v = match i % 4 {
+            let v = match i % 5 {
                 // Money as exports write it: k / 10^d.
                 0 => (r % 10_000_000_000) as f64 / 10f64.powi((r >> 40) as i32 % 13),
                 1 => -((r % 1_000_000) as f64) / 10f64.powi((r >> 40) as i32 % 10),
-                // Any double near the fast path's bound, and any below it.
-                2 => 4_194_304.0 - (r % 1_000_000) as f64 * 1e-6,
-                _ => f64::from_bits(r) % 4_194_304.0,
+                // Amounts of 10 decimals (CUR's), doubles near a power of two
+                // (where the decimals the fast path tries change), and any double.
+                2 => (r % 10_000_000_000_000_000) as f64 / 1e10,
+                3 => 2f64.powi((r >> 58) as i32 - 32) * (1.0 - (r % 1_000_000) as f64 * 1e-16),
+                _ => f64::from_bits(r),
             };
             if v.is_finite() {
                 assert_eq!(shortest_decimal(v), written_decimal(v), "{v:e}");
@@ -163,6 +200,12 @@ mod tests {
             1e-5,
             4_194_303.0,
             123_456.0,
+            262_143.999_999_999_9,
+            0.125_024_611_8,
+            1e-20,
+            5e-324,
+            9_007_199_254_740_991.0,
+            f64::MAX,
         ] {
             assert_eq!(shortest_decimal(v), written_decimal(v), "{v:e}");
         }

@@ -25,6 +25,7 @@ use arrow::array::{
     TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use billq_udfs::decimal::ten_pow;
 
 use super::{
     BATCH_SIZE, BatchSource, Chunk, DecodeChunk, ExportKind, Inference, Packing, Rejected, SAMPLE,
@@ -65,7 +66,7 @@ impl Role {
 /// An exact decimal at scale 24 of a number's text (`12.5`, `-0.0000001`, `1.801E-7`);
 /// `None` if it is not a number or has more digits than the scale keeps.
 pub fn parse_decimal(text: &str) -> Option<i128> {
-    let t = text.trim();
+    let t = text.trim_ascii();
     let (number, exponent) = match t.split_once(['e', 'E']) {
         Some((n, e)) => (n, e.parse::<i32>().ok()?),
         None => (t, 0),
@@ -81,19 +82,24 @@ pub fn parse_decimal(text: &str) -> Option<i128> {
     {
         return None;
     }
+    // At most 38 digits after leading zeros: the sum below cannot overflow.
+    let int = int.trim_start_matches('0');
+    if int.len() + frac.len() > 38 {
+        return None;
+    }
     let mut v: i128 = 0;
     for b in int.bytes().chain(frac.bytes()) {
-        v = v.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+        v = v * 10 + i128::from(b - b'0');
     }
     let shift = exponent - frac.len() as i32 + i32::from(SCALE);
     if shift < 0 {
-        let div = 10i128.checked_pow((-shift) as u32)?;
+        let div = ten_pow(shift.unsigned_abs())?;
         if v % div != 0 {
             return None;
         }
         v /= div;
     } else {
-        v = v.checked_mul(10i128.checked_pow(shift as u32)?)?;
+        v = v.checked_mul(ten_pow(shift as u32)?)?;
     }
     if v.unsigned_abs() >= 10u128.pow(38) {
         return None;
@@ -105,7 +111,7 @@ pub fn parse_decimal(text: &str) -> Option<i128> {
 /// where no zone is given: ISO 8601 (`2023-11-01T00:00:00Z`, `2022-07-01 00:00:00.000`)
 /// or US month-first dates (`09/01/2023`, `3/1/2021`, `3/1/21`, Azure's EA exports).
 pub fn parse_timestamp(text: &str) -> Option<i64> {
-    let t = text.trim();
+    let t = text.trim_ascii();
     if let Ok(micros) = super::times::parse_utc(t) {
         return Some(micros);
     }
@@ -743,6 +749,12 @@ mod tests {
         assert_eq!(parse_decimal("1e-25"), None);
         assert_eq!(parse_decimal("123456789012345"), None);
         assert_eq!(parse_decimal("abc"), None);
+        let zeros = "0".repeat(40);
+        assert_eq!(
+            parse_decimal(&format!(" {zeros}1.5\t")),
+            Some(15 * 10i128.pow(23))
+        );
+        assert_eq!(parse_decimal(&format!("0.{zeros}1")), None);
         assert_eq!(
             parse_timestamp("2022-07-01 00:00:00.000"),
             Some(1_656_633_600_000_000)
