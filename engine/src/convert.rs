@@ -701,12 +701,24 @@ fn partition_rows(kind: ExportKind, batch: &RecordBatch) -> Result<Vec<(PartKey,
         | ExportKind::AzureUsage
         | ExportKind::AzureRateCard => month_column(batch, kind.time_column()),
     };
-    let mut groups: HashMap<(KeyValue, KeyValue), Vec<u32>> = HashMap::new();
+    // Rows come in runs of one partition: a row like the one before it skips the hash.
+    let mut groups: Vec<((KeyValue, KeyValue), Vec<u32>)> = Vec::new();
+    let mut index: HashMap<(KeyValue, KeyValue), usize> = HashMap::new();
+    let mut last: Option<((KeyValue, KeyValue), usize)> = None;
     for i in 0..batch.num_rows() {
-        groups
-            .entry((account(i), month(i)))
-            .or_default()
-            .push(i as u32);
+        let key = (account(i), month(i));
+        let group = match last {
+            Some((previous, group)) if previous == key => group,
+            _ => {
+                let group = *index.entry(key).or_insert_with(|| {
+                    groups.push((key, Vec::new()));
+                    groups.len() - 1
+                });
+                last = Some((key, group));
+                group
+            }
+        };
+        groups[group].1.push(i as u32);
     }
     let mut out: Vec<_> = groups
         .into_iter()
