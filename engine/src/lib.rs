@@ -24,7 +24,9 @@
 //!   sort a memory's worth of rows at once in the row format (`row_sort`), and
 //!   `ROW_NUMBER()` over sorted rows is a counter (`row_number`); an unnested list's
 //!   elements are sliced, not copied (`list_unnest`); a scan reads only the files of
-//!   the accounts and months its predicate allows (`partition_pruning`).
+//!   the accounts and months its predicate allows (`partition_pruning`), and only
+//!   the row groups whose dictionaries hold text its filter accepts
+//!   (`dictionary_pruning`).
 
 pub mod catalog;
 pub mod config;
@@ -32,6 +34,7 @@ pub mod convert;
 pub mod deliveries;
 mod dictionary_group_by;
 mod dictionary_ids;
+mod dictionary_pruning;
 mod dictionary_reads;
 pub mod error;
 pub mod focus;

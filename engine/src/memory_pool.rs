@@ -122,7 +122,7 @@ impl FairPool {
 }
 
 /// The process's resident memory (`VmRSS`), where the system tells it.
-fn resident_bytes() -> Option<usize> {
+pub(crate) fn resident_bytes() -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
     let kib: usize = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
@@ -133,7 +133,7 @@ fn resident_bytes() -> Option<usize> {
 /// thread frees for that thread's arena: a 100M-row sort under a 2 GiB limit, which
 /// lets go of 1 GiB per run written, rose to 2.2-2.8 GiB of resident memory through
 /// its runs and stayed at 1.9 GiB while it merged them (200 MiB when given back).
-fn return_free_memory() {
+pub(crate) fn return_free_memory() {
     // SAFETY: malloc_trim only returns free pages; it takes the arenas' locks itself.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {

@@ -25,6 +25,7 @@ use crate::catalog::Catalog;
 use crate::convert::{ConvertOptions, convert};
 use crate::dictionary_group_by::DictionaryGroupBy;
 use crate::dictionary_ids::DictionaryIds;
+use crate::dictionary_pruning::DictionaryPruning;
 use crate::dictionary_reads;
 use crate::error::{Error, Result};
 use crate::list_unnest::ListUnnest;
@@ -158,6 +159,7 @@ impl Session {
             .with_physical_optimizer_rule(Arc::new(RowNumber))
             .with_physical_optimizer_rule(Arc::new(ListUnnest))
             .with_physical_optimizer_rule(Arc::new(PartitionPruning))
+            .with_physical_optimizer_rule(Arc::new(DictionaryPruning))
             .build();
         let ctx = SessionContext::new_with_state(state);
         billq_udfs::register_all(&ctx);
