@@ -1009,14 +1009,7 @@ mod tests {
         let pieces = |times: arrow::array::ArrayRef, rows: Option<Vec<u32>>| {
             let mut columns = batch.columns().to_vec();
             columns[1] = times;
-            let fields: Vec<Field> = batch
-                .schema()
-                .fields()
-                .iter()
-                .zip(&columns)
-                .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
-                .collect();
-            let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+            let batch = RecordBatch::try_new(batch.schema(), columns).unwrap();
             let batch = Arc::new((batch, 0));
             vec![
                 Piece {

@@ -28,7 +28,6 @@ use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{
     FileScanConfig, FileScanConfigBuilder, ParquetFileReaderFactory, ParquetSource,
 };
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_expr::{ScalarFunctionExpr, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -44,7 +43,7 @@ use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData, ParquetMetaD
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 
-use crate::plan_rewrite::replace_up;
+use crate::plan_rewrite::replace_file_scans;
 
 /// Gives Parquet scans whose filter has conjuncts over one text field a reader that
 /// skips the row groups whose dictionaries rule them out.
@@ -57,15 +56,7 @@ impl PhysicalOptimizerRule for DictionaryPruning {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        replace_up(plan, |node| {
-            let Some(config) = node
-                .downcast_ref::<DataSourceExec>()
-                .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
-            else {
-                return Ok(None);
-            };
-            Ok(with_pruned_readers(config).map(|c| DataSourceExec::from_data_source(c) as _))
-        })
+        replace_file_scans(plan, with_pruned_readers)
     }
 
     fn name(&self) -> &str {
@@ -477,6 +468,12 @@ mod tests {
         s
     }
 
+    /// The row groups `sql`'s scans skip by their dictionaries.
+    async fn skipped_row_groups(s: &Session, sql: &str) -> usize {
+        let name = "row_groups_pruned_dictionary";
+        metric(s, sql, Dialect::BigQuery, "DataSourceExec", name).await
+    }
+
     #[tokio::test]
     async fn row_groups_whose_dictionaries_no_value_passes_are_not_read() {
         let dir = tempfile::tempdir().unwrap();
@@ -528,15 +525,7 @@ mod tests {
         ];
         for (sql, answer, skipped) in cases {
             assert_eq!(rows(&s, sql, Dialect::BigQuery).await, [answer], "{sql}");
-            let pruned = metric(
-                &s,
-                sql,
-                Dialect::BigQuery,
-                "DataSourceExec",
-                "row_groups_pruned_dictionary",
-            )
-            .await;
-            assert_eq!(pruned, skipped, "{sql}");
+            assert_eq!(skipped_row_groups(&s, sql).await, skipped, "{sql}");
         }
     }
 
@@ -549,14 +538,6 @@ mod tests {
         let sql =
             "SELECT COUNT(*), SUM(cost) FROM t WHERE LOWER(sku.description) LIKE 'commitment%'";
         assert_eq!(rows(&s, sql, Dialect::BigQuery).await, ["100 4950"]);
-        let pruned = metric(
-            &s,
-            sql,
-            Dialect::BigQuery,
-            "DataSourceExec",
-            "row_groups_pruned_dictionary",
-        )
-        .await;
-        assert_eq!(pruned, 0);
+        assert_eq!(skipped_row_groups(&s, sql).await, 0);
     }
 }

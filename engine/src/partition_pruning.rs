@@ -16,7 +16,6 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, InListExpr, Literal};
 use datafusion::physical_expr::{ScalarFunctionExpr, split_conjunction};
@@ -24,7 +23,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 
 use crate::convert::{ACCOUNT_FOLDER, MONTH_FOLDER, escape_partition};
-use crate::plan_rewrite::replace_up;
+use crate::plan_rewrite::replace_file_scans;
 
 /// Drops the files of a store's GCP table that lie in folders its scan's predicate
 /// rules out.
@@ -37,15 +36,7 @@ impl PhysicalOptimizerRule for PartitionPruning {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        replace_up(plan, |node| {
-            let Some(config) = node
-                .downcast_ref::<DataSourceExec>()
-                .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
-            else {
-                return Ok(None);
-            };
-            Ok(pruned(config).map(|c| DataSourceExec::from_data_source(c) as _))
-        })
+        replace_file_scans(plan, pruned)
     }
 
     fn name(&self) -> &str {

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
 
@@ -20,6 +22,22 @@ pub(crate) fn replace_up(
         })
     })
     .map(|t| t.data)
+}
+
+/// `plan` with every file scan replaced by one of the configuration `replace` makes
+/// of its own; a scan it returns `None` for stays.
+pub(crate) fn replace_file_scans(
+    plan: Arc<dyn ExecutionPlan>,
+    replace: impl Fn(&FileScanConfig) -> Option<FileScanConfig>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    replace_up(plan, |node| {
+        let config = node
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>());
+        Ok(config
+            .and_then(&replace)
+            .map(|c| DataSourceExec::from_data_source(c) as _))
+    })
 }
 
 /// `plan` with every node of type `P` that `wrap` takes for it replaced by what it
