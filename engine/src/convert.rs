@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, RecordBatch, StructArray, UInt32Array, make_comparator};
-use arrow::compute::{SortOptions, concat, interleave_record_batch, take};
+use arrow::compute::{SortOptions, concat, take};
 use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
 use chrono::Datelike;
 use parquet::arrow::arrow_writer::{ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves};
@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 use crate::catalog::{Catalog, FileEntry, REJECTS_DIR, STAGING_DIR, SourceEntry, sync_dir};
 use crate::error::{Error, Result};
 use crate::formats::{self, BatchSource, ExportKind, Rejected};
+use crate::gather::gather_rows;
 use crate::memory_pool::{resident_bytes, return_free_memory};
 use crate::money::{Totals, TotalsBuilder};
 use crate::progress::Progress;
@@ -639,7 +640,7 @@ fn sorted_rows(pieces: &[Piece], time: Option<usize>) -> Result<Vec<RecordBatch>
         None => rows,
     };
     let batches: Vec<&RecordBatch> = pieces.iter().map(|p| &p.batch.0).collect();
-    Ok(vec![interleave_record_batch(&batches, &rows)?])
+    Ok(vec![gather_rows(&batches, &rows)?])
 }
 
 /// The order that sorts the pieces' rows, one after another, by the column at `time`
