@@ -12,7 +12,7 @@
 //! Top-level timestamps are decoded as text and then read by [`super::times`].
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -31,6 +31,8 @@ use crate::progress::Progress;
 pub struct JsonLines<'p> {
     reader: Box<dyn std::io::BufRead + Send + 'p>,
     line: u64,
+    /// The longest chunk's text so far: the next one's is allocated that long.
+    chunk_bytes: usize,
     decode: Arc<Decode>,
 }
 
@@ -46,6 +48,8 @@ struct Decode {
     /// What arrow-json decodes: `schema` with the top-level timestamps (at `times`) as text.
     as_text: SchemaRef,
     times: Vec<usize>,
+    /// Decoders that finished a chunk, kept for the next ones with their buffers grown.
+    idle: Mutex<Vec<Decoder>>,
 }
 
 impl<'p> JsonLines<'p> {
@@ -87,6 +91,7 @@ impl<'p> JsonLines<'p> {
         Ok(Self {
             reader: open_text(path, packing, progress)?,
             line: 0,
+            chunk_bytes: 0,
             decode: Arc::new(Decode {
                 path: path.to_path_buf(),
                 packing,
@@ -96,6 +101,7 @@ impl<'p> JsonLines<'p> {
                 schema,
                 as_text: Arc::new(as_text),
                 times,
+                idle: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -186,7 +192,11 @@ impl DecodeChunk for Decode {
         let Chunk::Lines { text, lines } = chunk else {
             unreachable!("a JSON reader's chunks are lines")
         };
-        let mut decoder = decoder_for(&self.as_text)?;
+        let idle = self.idle.lock().expect("no panic").pop();
+        let mut decoder = match idle {
+            Some(decoder) => decoder,
+            None => decoder_for(&self.as_text)?,
+        };
         let mut rest = text.as_slice();
         while !rest.is_empty() {
             match decoder.decode(rest) {
@@ -194,10 +204,15 @@ impl DecodeChunk for Decode {
                 Err(e) => return Err(self.unforeseen(self.locate(&text, &lines, e))),
             }
         }
-        match decoder.flush() {
-            Ok(Some(batch)) => self.read_times(batch, &lines),
-            Ok(None) => Ok(RecordBatch::new_empty(self.schema.clone())),
-            Err(e) => Err(self.unforeseen(self.locate(&text, &lines, e))),
+        // A decoder that failed is dropped: its buffers may hold part of the chunk.
+        let batch = match decoder.flush() {
+            Ok(batch) => batch,
+            Err(e) => return Err(self.unforeseen(self.locate(&text, &lines, e))),
+        };
+        self.idle.lock().expect("no panic").push(decoder);
+        match batch {
+            Some(batch) => self.read_times(batch, &lines),
+            None => Ok(RecordBatch::new_empty(self.schema.clone())),
         }
     }
 }
@@ -221,7 +236,8 @@ impl BatchSource for JsonLines<'_> {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>> {
-        let (mut text, mut lines) = (Vec::new(), Vec::new());
+        let mut text = Vec::with_capacity(self.chunk_bytes);
+        let mut lines = Vec::with_capacity(BATCH_SIZE);
         while lines.len() < BATCH_SIZE {
             let start = text.len();
             let n = self
@@ -242,6 +258,7 @@ impl BatchSource for JsonLines<'_> {
                 }
             }
         }
+        self.chunk_bytes = self.chunk_bytes.max(text.len());
         Ok((!lines.is_empty()).then_some(Chunk::Lines { text, lines }))
     }
 }
