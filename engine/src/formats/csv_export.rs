@@ -216,8 +216,12 @@ pub struct CsvExport<'p> {
     display: String,
     kind: ExportKind,
     build: Arc<Build>,
-    records: csv::StringRecordsIntoIter<Box<dyn std::io::BufRead + Send + 'p>>,
+    reader: csv::Reader<Box<dyn std::io::BufRead + Send + 'p>>,
+    /// The record read last, its buffers kept for the next.
+    record: csv::StringRecord,
     width: usize,
+    /// The longest chunk's text so far: the next one's is allocated that long.
+    chunk_bytes: usize,
     lenient: bool,
     /// Ragged rows up to this line were set aside by the survey.
     surveyed_to: u64,
@@ -449,8 +453,10 @@ impl<'p> CsvExport<'p> {
                         .map(|_| (survey.roles.clone(), survey.warnings.clone())),
                 },
             }),
-            records: reader.into_records(),
+            reader,
+            record: csv::StringRecord::new(),
             width: survey.header.len(),
+            chunk_bytes: 0,
             lenient,
             surveyed_to: survey.sampled_to.unwrap_or(u64::MAX),
             warnings: survey.warnings,
@@ -588,13 +594,13 @@ impl Build {
     /// the survey did not foresee.
     fn parsed<T>(
         &self,
-        records: &[csv::StringRecord],
+        records: &Records,
         i: usize,
         parse: impl Fn(&str) -> Option<T>,
         mut append: impl FnMut(Option<T>),
     ) -> Result<()> {
-        for r in records {
-            match self.present(&r[i]) {
+        for value in records.column(i) {
+            match self.present(value) {
                 None => append(None),
                 Some(v) => append(Some(parse(v).ok_or_else(|| self.recheck.unforeseen())?)),
             }
@@ -602,11 +608,11 @@ impl Build {
         Ok(())
     }
 
-    fn build(&self, records: &[csv::StringRecord]) -> Result<RecordBatch> {
+    fn build(&self, records: &Records) -> Result<RecordBatch> {
         for &i in &self.watched {
             if records
-                .iter()
-                .any(|r| looks_spreadsheet_mangled(&self.header[i], &r[i]))
+                .column(i)
+                .any(|v| looks_spreadsheet_mangled(&self.header[i], v))
             {
                 return Err(self.recheck.unforeseen());
             }
@@ -619,8 +625,8 @@ impl Build {
                     Column::Text(i) => {
                         let mut b = StringBuilder::new();
                         records
-                            .iter()
-                            .for_each(|r| b.append_option(self.present(&r[*i])));
+                            .column(*i)
+                            .for_each(|v| b.append_option(self.present(v)));
                         Arc::new(b.finish())
                     }
                     Column::Decimal(i) => {
@@ -636,12 +642,12 @@ impl Build {
                     Column::TotalRow(i) => {
                         let mut b = BooleanBuilder::new();
                         records
-                            .iter()
-                            .for_each(|r| b.append_value(TOTAL_ROWS.contains(&&r[*i])));
+                            .column(*i)
+                            .for_each(|v| b.append_value(TOTAL_ROWS.contains(&v)));
                         Arc::new(b.finish())
                     }
                     Column::JsonMap(i) => {
-                        let mut entries = Vec::with_capacity(records.len());
+                        let mut entries = Vec::with_capacity(records.rows());
                         let parse = |v: &str| json_entries(v).ok();
                         self.parsed(records, *i, parse, |v| entries.push(v.unwrap_or_default()))?;
                         let mut b =
@@ -658,11 +664,12 @@ impl Build {
                     Column::Map(entries) => {
                         let mut b =
                             MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
-                        for r in records {
+                        for row in 0..records.rows() {
                             for (key, i) in entries {
-                                if !r[*i].is_empty() {
+                                let value = records.field(row, *i);
+                                if !value.is_empty() {
                                     b.keys().append_value(key);
-                                    b.values().append_value(&r[*i]);
+                                    b.values().append_value(value);
                                 }
                             }
                             b.append(true)?;
@@ -678,6 +685,52 @@ impl Build {
             .map(|(a, f)| arrow::compute::cast(&a, f.data_type()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
+    }
+}
+
+/// A chunk's records, their fields' text one after another: one allocation a chunk,
+/// not two a record.
+#[derive(Debug)]
+pub struct Records {
+    text: String,
+    /// Where each field ends in `text`, `width` of them a record.
+    ends: Vec<usize>,
+    width: usize,
+}
+
+impl Records {
+    fn with_capacity(width: usize, bytes: usize) -> Self {
+        Self {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(width * BATCH_SIZE),
+            width,
+        }
+    }
+
+    /// Appends a record of `width` fields.
+    fn push(&mut self, record: &csv::StringRecord) {
+        let mut end = self.text.len();
+        self.text.push_str(record.as_slice());
+        for field in record {
+            end += field.len();
+            self.ends.push(end);
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.ends.len() / self.width
+    }
+
+    /// The `i`th field of the record at `row`.
+    fn field(&self, row: usize, i: usize) -> &str {
+        let k = row * self.width + i;
+        let start = k.checked_sub(1).map_or(0, |before| self.ends[before]);
+        &self.text[start..self.ends[k]]
+    }
+
+    /// The `i`th field of each record.
+    fn column(&self, i: usize) -> impl Iterator<Item = &str> {
+        (0..self.rows()).map(move |row| self.field(row, i))
     }
 }
 
@@ -712,12 +765,13 @@ impl BatchSource for CsvExport<'_> {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>> {
-        let mut records = Vec::with_capacity(BATCH_SIZE);
-        while records.len() < BATCH_SIZE {
-            let Some(record) = self.records.next() else {
+        let mut records = Records::with_capacity(self.width, self.chunk_bytes);
+        while records.rows() < BATCH_SIZE {
+            let record = &mut self.record;
+            let read = self.reader.read_record(record);
+            if !read.map_err(|e| csv_error(&self.display, e))? {
                 break;
-            };
-            let record = record.map_err(|e| csv_error(&self.display, e))?;
+            }
             let line = line_of(record.position());
             if record.len() == self.width {
                 records.push(record);
@@ -728,7 +782,8 @@ impl BatchSource for CsvExport<'_> {
                 self.rejected.rows.push((line, fields));
             }
         }
-        Ok((!records.is_empty()).then_some(Chunk::Records(records)))
+        self.chunk_bytes = self.chunk_bytes.max(records.text.len());
+        Ok((records.rows() > 0).then_some(Chunk::Records(records)))
     }
 }
 

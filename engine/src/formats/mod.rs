@@ -213,7 +213,7 @@ pub enum Chunk {
         lines: Vec<(u64, usize)>,
     },
     /// CSV records, split into fields.
-    Records(Vec<csv::StringRecord>),
+    Records(csv_export::Records),
     /// A batch as a columnar file stores it, not yet conformed to the documented schema.
     Stored(RecordBatch),
 }
