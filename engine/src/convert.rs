@@ -640,7 +640,7 @@ fn sorted_rows(pieces: &[Piece], time: Option<usize>) -> Result<Vec<RecordBatch>
         None => rows,
     };
     let batches: Vec<&RecordBatch> = pieces.iter().map(|p| &p.batch.0).collect();
-    Ok(vec![gather_rows(&batches, &rows)?])
+    Ok(vec![gather_rows(batches[0].schema(), &batches, &rows)?])
 }
 
 /// The order that sorts the pieces' rows, one after another, by the column at `time`

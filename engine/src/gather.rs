@@ -21,7 +21,8 @@ use arrow::array::{
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::interleave;
 use arrow::datatypes::{
-    ArrowNativeType, BinaryType, ByteArrayType, DataType, LargeBinaryType, LargeUtf8Type, Utf8Type,
+    ArrowNativeType, BinaryType, ByteArrayType, DataType, LargeBinaryType, LargeUtf8Type,
+    SchemaRef, Utf8Type,
 };
 use arrow::error::ArrowError;
 
@@ -39,7 +40,7 @@ macro_rules! primitive_helper {
 
 /// The rows of `arrays` at `indices` ((array, row) pairs), in their order: what
 /// `interleave(arrays, indices)` gives (and, for arrays of different types, its error).
-pub fn gather(arrays: &[&dyn Array], indices: &[(usize, usize)]) -> Result<ArrayRef, ArrowError> {
+fn gather(arrays: &[&dyn Array], indices: &[(usize, usize)]) -> Result<ArrayRef, ArrowError> {
     let Some(first) = arrays.first() else {
         return interleave(arrays, indices);
     };
@@ -74,16 +75,13 @@ pub fn gather(arrays: &[&dyn Array], indices: &[(usize, usize)]) -> Result<Array
     }
 }
 
-/// The rows of `batches` (of one schema, at least one) at `indices` ((batch, row)
-/// pairs), in their order, as one batch.
+/// The rows of `batches` (of `schema`) at `indices` ((batch, row) pairs), in their
+/// order, as one batch.
 pub fn gather_rows(
+    schema: SchemaRef,
     batches: &[&RecordBatch],
     indices: &[(usize, usize)],
 ) -> Result<RecordBatch, ArrowError> {
-    let schema = batches
-        .first()
-        .ok_or_else(|| ArrowError::InvalidArgumentError("no batches to gather from".into()))?
-        .schema();
     let runs = runs(indices);
     let by_runs = runs.len() * RUN <= indices.len();
     let columns = (0..schema.fields().len())
@@ -335,7 +333,7 @@ mod tests {
         let scattered = scattered(&arrays);
         assert!(runs(&scattered).len() * RUN > scattered.len());
         for indices in [in_runs, scattered] {
-            let gathered = gather_rows(&refs, &indices).unwrap();
+            let gathered = gather_rows(schema.clone(), &refs, &indices).unwrap();
             assert_eq!(gathered, interleave_record_batch(&refs, &indices).unwrap());
             assert_eq!(gathered.num_rows(), indices.len());
         }

@@ -13,7 +13,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, new_empty_array};
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::config::ConfigOptions;
@@ -36,7 +36,7 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 
-use crate::gather::gather;
+use crate::gather::gather_rows;
 use crate::plan_rewrite::{rewrap, wrap_each};
 
 /// Replaces every full sort (no `LIMIT`) whose keys the row format encodes.
@@ -244,8 +244,8 @@ fn compare(a: &Entry, b: &Entry, keys: &[Rows]) -> std::cmp::Ordering {
 struct Gather {
     schema: SchemaRef,
     batches: Vec<Option<RecordBatch>>,
-    /// An empty array of each column, in place of the batches let go.
-    empty: Vec<ArrayRef>,
+    /// An empty batch, in place of the batches let go.
+    empty: RecordBatch,
     order: Vec<Entry>,
     batch_size: usize,
     /// The batches whose last row goes out in each output batch.
@@ -271,11 +271,7 @@ impl Gather {
         for (batch, chunk) in last.into_iter().enumerate() {
             last_used[chunk].push(batch);
         }
-        let empty = schema
-            .fields()
-            .iter()
-            .map(|f| new_empty_array(f.data_type()))
-            .collect();
+        let empty = RecordBatch::new_empty(Arc::clone(&schema));
         Self {
             schema,
             batches: batches.into_iter().map(Some).collect(),
@@ -295,28 +291,19 @@ impl Gather {
             .iter()
             .map(|e| (e.batch as usize, e.row as usize))
             .collect();
-        let columns = (0..self.schema.fields().len())
-            .map(|i| {
-                let column: Vec<&dyn Array> = self
-                    .batches
-                    .iter()
-                    .map(|b| b.as_ref().map_or(&self.empty[i], |b| b.column(i)).as_ref())
-                    .collect();
-                gather(&column, &indices)
-            })
-            .collect::<Result<Vec<ArrayRef>, _>>()?;
+        let batches: Vec<&RecordBatch> = self
+            .batches
+            .iter()
+            .map(|b| b.as_ref().unwrap_or(&self.empty))
+            .collect();
+        let gathered = gather_rows(Arc::clone(&self.schema), &batches, &indices)?;
         for &b in &self.last_used[chunk] {
             if let Some(done) = self.batches[b].take() {
                 self.reservation
                     .shrink(get_record_batch_memory_size(&done).min(self.reservation.size()));
             }
         }
-        let options = RecordBatchOptions::new().with_row_count(Some(indices.len()));
-        Ok(RecordBatch::try_new_with_options(
-            Arc::clone(&self.schema),
-            columns,
-            &options,
-        )?)
+        Ok(gathered)
     }
 }
 
