@@ -13,6 +13,7 @@ mod extract;
 mod focus;
 pub mod gcp;
 mod gcp_file_export;
+mod json_arrays;
 mod ndjson;
 mod packing;
 mod times;

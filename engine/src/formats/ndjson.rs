@@ -2,11 +2,12 @@
 //! as objects, repeated fields as arrays, absent keys for NULL or empty.
 //!
 //! The file's own fields (so unknown ones are kept) are inferred from its first
-//! [`SAMPLE`] lines, then the whole file is decoded in one pass with arrow-json in
-//! strict mode. A line the sample did not foresee (a new field, a new type, malformed
-//! JSON) stops the read: the whole file is then inferred, which either names the bad
-//! line or returns [`Error::SchemaWidened`] so the caller reads again with the wider
-//! schema ([`super::Inference::Whole`]). Memory is bounded by the batch size: a batch's
+//! [`SAMPLE`] lines, then the whole file is decoded in one pass, a chunk at a time by
+//! [`json_arrays`] or, where it gives up, by arrow-json in strict mode. A line the
+//! sample did not foresee (a new field, a new type, malformed JSON) stops the read:
+//! the whole file is then inferred, which either names the bad line or returns
+//! [`Error::SchemaWidened`] so the caller reads again with the wider schema
+//! ([`super::Inference::Whole`]). Memory is bounded by the batch size: a batch's
 //! raw lines are kept until it is decoded, so that a value that does not fit its field
 //! can be traced back to its line. Decoding runs on whichever thread takes a chunk.
 //! Top-level timestamps are decoded as text and then read by [`super::times`].
@@ -21,7 +22,7 @@ use serde_json::Value;
 
 use super::{
     BATCH_SIZE, BatchSource, Chunk, DecodeChunk, ExportKind, Inference, Packing, SAMPLE, gcp,
-    open_text, read_error, schema_for, times,
+    json_arrays, open_text, read_error, schema_for, times,
 };
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -48,6 +49,9 @@ struct Decode {
     /// What arrow-json decodes: `schema` with the top-level timestamps (at `times`) as text.
     as_text: SchemaRef,
     times: Vec<usize>,
+    /// Whether [`json_arrays`] decodes `as_text` (chunks it gives up on go to arrow-json).
+    direct: bool,
+    sizes: json_arrays::Sizes,
     /// Decoders that finished a chunk, kept for the next ones with their buffers grown.
     idle: Mutex<Vec<Decoder>>,
 }
@@ -77,7 +81,7 @@ impl<'p> JsonLines<'p> {
         let times: Vec<usize> = (0..schema.fields().len())
             .filter(|&i| *schema.field(i).data_type() == gcp::timestamp_type())
             .collect();
-        let as_text = Schema::new(
+        let as_text = Arc::new(Schema::new(
             schema
                 .fields()
                 .iter()
@@ -87,7 +91,7 @@ impl<'p> JsonLines<'p> {
                     false => f.clone(),
                 })
                 .collect::<Vec<_>>(),
-        );
+        ));
         Ok(Self {
             reader: open_text(path, packing, progress)?,
             line: 0,
@@ -99,7 +103,9 @@ impl<'p> JsonLines<'p> {
                 sampled: !whole,
                 kind,
                 schema,
-                as_text: Arc::new(as_text),
+                direct: json_arrays::supports(&as_text),
+                sizes: Default::default(),
+                as_text,
                 times,
                 idle: Mutex::new(Vec::new()),
             }),
@@ -192,6 +198,13 @@ impl DecodeChunk for Decode {
         let Chunk::Lines { text, lines } = chunk else {
             unreachable!("a JSON reader's chunks are lines")
         };
+        if let Some(batch) = self
+            .direct
+            .then(|| json_arrays::decode(&self.as_text, &text, &lines, &self.sizes))
+            .flatten()
+        {
+            return self.read_times(batch, &lines);
+        }
         let idle = self.idle.lock().expect("no panic").pop();
         let mut decoder = match idle {
             Some(decoder) => decoder,
@@ -369,5 +382,47 @@ pub(super) fn strip_position(e: &serde_json::Error) -> String {
     match text.rfind(" at line ") {
         Some(i) => text[..i].to_string(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every chunk of the bundled JSON exports and seed fixtures, as the direct decoder
+    /// and as arrow-json read it: the same batch, and never left to arrow-json. (The
+    /// pricing export, with timestamps inside records, is all arrow-json's.)
+    #[test]
+    fn bundled_exports_are_read_directly_as_arrow_json_reads_them() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+        let files = [
+            "gcp/gcp_billing_export_2024q1.jsonl.gz",
+            "gcp/gcp_billing_export_resource_sample.jsonl",
+            "seed-queries/data/cud_example.jsonl",
+            "seed-queries/data/hierarchy_tags_example.jsonl",
+            "seed-queries/data/invoice_example.jsonl",
+            "seed-queries/data/labels_example.jsonl",
+        ];
+        for file in files {
+            let path = root.join(file);
+            let head = std::fs::read(&path).unwrap();
+            let packing = super::super::packing::detect(&path, file, &head[..4]).unwrap();
+            let mut source = JsonLines::open(&path, file, packing, None, Inference::Whole).unwrap();
+            let decode = source.decode.clone();
+            assert!(decode.direct, "{file}: {:?}", decode.as_text);
+            let mut rows = 0;
+            while let Some(Chunk::Lines { text, lines }) = source.next_chunk().unwrap() {
+                let direct = json_arrays::decode(&decode.as_text, &text, &lines, &decode.sizes);
+                let mut decoder = decoder_for(&decode.as_text).unwrap();
+                decoder.decode(&text).unwrap();
+                let arrow_json = decoder.flush().unwrap().unwrap();
+                assert_eq!(direct.as_ref(), Some(&arrow_json), "{file}");
+                rows += lines.len();
+            }
+            assert!(rows > 0, "{file}");
+        }
+        let pricing = root.join("gcp/gcp_pricing_export_sample.jsonl");
+        let source = JsonLines::open(&pricing, "", Packing::Plain, None, Inference::Whole);
+        assert!(!source.unwrap().decode.direct);
     }
 }
