@@ -120,15 +120,21 @@ impl Catalog {
         Self::load(dir)
     }
 
-    /// Writes the catalog atomically: to a temporary file, synced, then renamed.
+    /// Writes the catalog atomically: to a temporary file, synced, then renamed. The
+    /// file is as readable as any other the store's user creates (umask), not private
+    /// as temporary files are.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let path = dir.join(CATALOG_FILE);
-        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-        serde_json::to_writer_pretty(&mut temp, self).map_err(|e| Error::Catalog {
+        let mut text = serde_json::to_vec_pretty(self).map_err(|e| Error::Catalog {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        temp.write_all(b"\n")
+        text.push(b'\n');
+        let mut builder = tempfile::Builder::new();
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let mut temp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+        temp.write_all(&text)
             .map_err(|e| Error::io(temp.path(), e))?;
         temp.as_file()
             .sync_all()
@@ -203,4 +209,23 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_catalog_is_as_readable_as_the_stores_other_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        Catalog::default().save(dir.path()).unwrap();
+        let other = dir.path().join("other");
+        std::fs::File::create(&other).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join(CATALOG_FILE)), mode(&other));
+        let saved = std::fs::read_to_string(dir.path().join(CATALOG_FILE)).unwrap();
+        assert!(saved.ends_with("}\n"), "{saved}");
+    }
 }

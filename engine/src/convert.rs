@@ -362,11 +362,21 @@ fn writer_properties(kind: ExportKind, schema: &SchemaRef) -> Result<WriterPrope
     let time_leaf =
         (0..leaves.num_columns()).find(|&i| leaves.column(i).path().string() == kind.time_column());
     let mut builder = WriterProperties::builder();
-    // Amounts rarely repeat: their dictionaries overflow into plain pages anyway, and a
-    // dictionary page is slower to decode than plain values.
     for leaf in leaves.columns() {
-        if leaf.physical_type() == PhysicalType::DOUBLE {
-            builder = builder.set_column_dictionary_enabled(leaf.path().clone(), false);
+        let path = leaf.path().clone();
+        // Amounts rarely repeat and line item ids never do: their dictionaries would
+        // overflow into plain pages anyway (after hashing every value), and a
+        // dictionary page is slower to decode than plain values.
+        if leaf.physical_type() == PhysicalType::DOUBLE
+            || kind.line_item_ids().contains(&path.string().as_str())
+        {
+            builder = builder.set_column_dictionary_enabled(path.clone(), false);
+        }
+        // The values of arrays and maps: no reader prunes rows by their minimum and
+        // maximum (DataFusion's pruning reads top-level columns' statistics only), and
+        // comparing every value for them was a tenth of the encoding.
+        if leaf.max_rep_level() > 0 {
+            builder = builder.set_column_statistics_enabled(path, EnabledStatistics::None);
         }
     }
     Ok(builder
@@ -917,6 +927,7 @@ mod tests {
     use arrow::buffer::OffsetBuffer;
     use arrow::datatypes::{Field, Fields, Schema};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::schema::types::ColumnPath;
 
     use super::*;
 
@@ -970,6 +981,20 @@ mod tests {
     }
 
     #[test]
+    fn line_item_ids_and_amounts_are_written_without_dictionaries() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("identity_line_item_id", DataType::Utf8, true),
+            Field::new("line_item_product_code", DataType::Utf8, true),
+            Field::new("line_item_unblended_cost", DataType::Float64, true),
+        ]));
+        let props = writer_properties(ExportKind::AwsCur, &schema).unwrap();
+        let dictionary = |name: &str| props.dictionary_enabled(&ColumnPath::from(name));
+        assert!(!dictionary("identity_line_item_id"));
+        assert!(dictionary("line_item_product_code"));
+        assert!(!dictionary("line_item_unblended_cost"));
+    }
+
+    #[test]
     fn row_groups_encoded_on_several_threads_read_back_as_written() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("part.parquet");
@@ -993,6 +1018,14 @@ mod tests {
                 .iter()
                 .all(|g| g.sorting_columns().is_some())
         );
+        // Statistics of the top-level columns only, not of the labels' keys and values.
+        let with_statistics: Vec<String> = meta.row_groups()[0]
+            .columns()
+            .iter()
+            .filter(|c| c.statistics().is_some())
+            .map(|c| c.column_path().string())
+            .collect();
+        assert_eq!(with_statistics, ["sku", "usage_start_time", "cost"]);
         let read: Vec<RecordBatch> = reader.build().unwrap().map(Result::unwrap).collect();
         let written: Vec<RecordBatch> = groups.into_iter().flatten().collect();
         assert_eq!(

@@ -119,6 +119,15 @@ impl ExportKind {
         }
     }
 
+    /// Columns that identify a line item, a value per row: never worth a dictionary.
+    pub fn line_item_ids(self) -> &'static [&'static str] {
+        match self {
+            ExportKind::AwsCur => &["identity_line_item_id"],
+            ExportKind::AwsDbr => &["RecordId"],
+            _ => &[],
+        }
+    }
+
     /// Money columns (dotted paths through records and arrays) whose exact totals
     /// the catalog records and `verify` reconciles.
     pub fn money_columns(self) -> &'static [&'static str] {
