@@ -348,27 +348,33 @@ mod tests {
     #[test]
     fn resident_memory_is_measured_and_free_memory_given_back() {
         const MIB: usize = 1 << 20;
-        let before = resident_bytes().unwrap();
-        let mut blocks: Vec<Vec<u8>> = (0..4096).map(|i| vec![i as u8 | 1; 64 << 10]).collect();
-        let full = resident_bytes().unwrap();
-        assert!(full >= before + 200 * MIB, "{before} -> {full}");
-        let mut i = 0;
-        blocks.retain(|_| {
-            i += 1;
-            i % 16 == 0
-        });
-        let freed = resident_bytes().unwrap();
-        assert!(
-            freed >= full - 64 * MIB,
-            "glibc gave it back itself: {full} -> {freed}"
-        );
-        return_free_memory();
-        let returned = resident_bytes().unwrap();
-        assert!(
-            returned <= full - 128 * MIB,
-            "{full} -> {freed} -> {returned}"
-        );
-        assert_eq!(blocks.len(), 256);
+        // Another test's memory-limited session may give the process's free memory
+        // back while this one frees its blocks (`fit_to_process`): such a round shows
+        // nothing and is taken again.
+        for round in 1.. {
+            let before = resident_bytes().unwrap();
+            let mut blocks: Vec<Vec<u8>> = (0..4096).map(|i| vec![i as u8 | 1; 64 << 10]).collect();
+            let full = resident_bytes().unwrap();
+            assert!(full >= before + 200 * MIB, "{before} -> {full}");
+            let mut i = 0;
+            blocks.retain(|_| {
+                i += 1;
+                i % 16 == 0
+            });
+            let freed = resident_bytes().unwrap();
+            if freed < full - 64 * MIB {
+                assert!(round < 5, "glibc gave it back itself: {full} -> {freed}");
+                continue;
+            }
+            return_free_memory();
+            let returned = resident_bytes().unwrap();
+            assert!(
+                returned <= full - 128 * MIB,
+                "{full} -> {freed} -> {returned}"
+            );
+            assert_eq!(blocks.len(), 256);
+            break;
+        }
     }
 
     #[test]
