@@ -110,14 +110,10 @@ fn plain_decimal(mantissa: i128, exponent: i32) -> String {
 /// round-trip text), rounded half away from zero only past `scale` digits; where
 /// arrow's cast would multiply in floating point.
 fn exact_decimals(array: &ArrayRef, precision: u8, scale: i8) -> Result<Decimal128Array> {
-    let values = array.as_primitive::<Float64Type>();
-    let out: Decimal128Array = values
-        .iter()
-        .map(|v| {
-            let (mantissa, exponent) = shortest_decimal(v?)?;
-            at_scale(mantissa, exponent, scale)
-        })
-        .collect();
+    let out: Decimal128Array = array.as_primitive::<Float64Type>().unary_opt(|v| {
+        let (mantissa, exponent) = shortest_decimal(v)?;
+        at_scale(mantissa, exponent, scale)
+    });
     Ok(out.with_precision_and_scale(precision, scale)?)
 }
 
