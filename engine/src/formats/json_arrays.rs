@@ -270,6 +270,35 @@ impl<'t> Cursor<'t> {
         Ok((&self.text[start..at], integer))
     }
 
+    /// Reads the elements between `open` and `close` (an array's or an object's),
+    /// `element` reading each from its first byte, and the commas between them.
+    fn elements(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut element: impl FnMut(&mut Self) -> Read,
+    ) -> Read {
+        self.expect(open)?;
+        self.space();
+        if self.peek() == Some(close) {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            self.space();
+            element(self)?;
+            self.space();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b) if b == close => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(GiveUp),
+            }
+        }
+    }
+
     /// Takes `null` if it comes next.
     fn null(&mut self) -> Read<bool> {
         match self.peek() {
@@ -407,24 +436,7 @@ impl Column {
             },
             Column::Record(r) => r.object(at)?,
             Column::Repeated(r) => {
-                at.expect(b'[')?;
-                at.space();
-                if at.peek() == Some(b']') {
-                    at.at += 1;
-                } else {
-                    loop {
-                        r.items.value(at, scratch)?;
-                        at.space();
-                        match at.peek() {
-                            Some(b',') => at.at += 1,
-                            Some(b']') => {
-                                at.at += 1;
-                                break;
-                            }
-                            _ => return Err(GiveUp),
-                        }
-                    }
-                }
+                at.elements(b'[', b']', |at| r.items.value(at, scratch))?;
                 let end = i32::try_from(r.items.len()).map_err(|_| GiveUp)?;
                 r.offsets.push(end);
                 r.valid.append_non_null();
@@ -506,43 +518,27 @@ impl Record {
     /// Reads the object at the cursor: each key is looked for first where the one
     /// before it was found plus one, and fields it does not give are NULL.
     fn object(&mut self, at: &mut Cursor) -> Read {
-        at.expect(b'{')?;
-        at.space();
-        if at.peek() == Some(b'}') {
-            at.at += 1;
-        } else {
-            let mut next = 0;
-            loop {
-                at.space();
-                if at.peek() != Some(b'"') {
-                    return Err(GiveUp);
-                }
-                let key = at.plain_string()?.ok_or(GiveUp)?;
-                let i = match self.fields.get(next) {
-                    Some(f) if f.name() == key => next,
-                    _ => self
-                        .fields
-                        .iter()
-                        .position(|f| f.name() == key)
-                        .ok_or(GiveUp)?,
-                };
-                if std::mem::replace(&mut self.seen[i], true) {
-                    return Err(GiveUp);
-                }
-                at.expect(b':')?;
-                self.columns[i].value(at, &mut self.scratch)?;
-                next = i + 1;
-                at.space();
-                match at.peek() {
-                    Some(b',') => at.at += 1,
-                    Some(b'}') => {
-                        at.at += 1;
-                        break;
-                    }
-                    _ => return Err(GiveUp),
-                }
+        let mut next = 0;
+        at.elements(b'{', b'}', |at| {
+            if at.peek() != Some(b'"') {
+                return Err(GiveUp);
             }
-        }
+            let key = at.plain_string()?.ok_or(GiveUp)?;
+            let i = match self.fields.get(next) {
+                Some(f) if f.name() == key => next,
+                _ => self
+                    .fields
+                    .iter()
+                    .position(|f| f.name() == key)
+                    .ok_or(GiveUp)?,
+            };
+            if std::mem::replace(&mut self.seen[i], true) {
+                return Err(GiveUp);
+            }
+            at.expect(b':')?;
+            next = i + 1;
+            self.columns[i].value(at, &mut self.scratch)
+        })?;
         for (column, seen) in self.columns.iter_mut().zip(&mut self.seen) {
             if !std::mem::replace(seen, false) {
                 column.push_null();

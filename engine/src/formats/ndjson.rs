@@ -49,9 +49,9 @@ struct Decode {
     /// What arrow-json decodes: `schema` with the top-level timestamps (at `times`) as text.
     as_text: SchemaRef,
     times: Vec<usize>,
-    /// Whether [`json_arrays`] decodes `as_text` (chunks it gives up on go to arrow-json).
-    direct: bool,
-    sizes: json_arrays::Sizes,
+    /// Where [`json_arrays`] decodes `as_text`, the sizes of its last chunk's arrays
+    /// (chunks it gives up on go to arrow-json).
+    direct: Option<json_arrays::Sizes>,
     /// Decoders that finished a chunk, kept for the next ones with their buffers grown.
     idle: Mutex<Vec<Decoder>>,
 }
@@ -103,8 +103,7 @@ impl<'p> JsonLines<'p> {
                 sampled: !whole,
                 kind,
                 schema,
-                direct: json_arrays::supports(&as_text),
-                sizes: Default::default(),
+                direct: json_arrays::supports(&as_text).then(Default::default),
                 as_text,
                 times,
                 idle: Mutex::new(Vec::new()),
@@ -200,8 +199,8 @@ impl DecodeChunk for Decode {
         };
         if let Some(batch) = self
             .direct
-            .then(|| json_arrays::decode(&self.as_text, &text, &lines, &self.sizes))
-            .flatten()
+            .as_ref()
+            .and_then(|sizes| json_arrays::decode(&self.as_text, &text, &lines, sizes))
         {
             return self.read_times(batch, &lines);
         }
@@ -409,10 +408,11 @@ mod tests {
             let packing = super::super::packing::detect(&path, file, &head[..4]).unwrap();
             let mut source = JsonLines::open(&path, file, packing, None, Inference::Whole).unwrap();
             let decode = source.decode.clone();
-            assert!(decode.direct, "{file}: {:?}", decode.as_text);
+            let sizes = decode.direct.as_ref();
+            let sizes = sizes.unwrap_or_else(|| panic!("{file}: {:?}", decode.as_text));
             let mut rows = 0;
             while let Some(Chunk::Lines { text, lines }) = source.next_chunk().unwrap() {
-                let direct = json_arrays::decode(&decode.as_text, &text, &lines, &decode.sizes);
+                let direct = json_arrays::decode(&decode.as_text, &text, &lines, sizes);
                 let mut decoder = decoder_for(&decode.as_text).unwrap();
                 decoder.decode(&text).unwrap();
                 let arrow_json = decoder.flush().unwrap().unwrap();
@@ -423,6 +423,6 @@ mod tests {
         }
         let pricing = root.join("gcp/gcp_pricing_export_sample.jsonl");
         let source = JsonLines::open(&pricing, "", Packing::Plain, None, Inference::Whole);
-        assert!(!source.unwrap().decode.direct);
+        assert!(source.unwrap().decode.direct.is_none());
     }
 }
