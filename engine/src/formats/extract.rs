@@ -5,11 +5,18 @@
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::JoinHandle;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
+use parquet::file::metadata::ParquetMetaData;
 
 use super::conform::conform_batch;
 use super::{BATCH_SIZE, BatchSource, Chunk, DecodeChunk, ExportKind, gcp, open_text, schema_for};
@@ -43,14 +50,29 @@ impl DecodeChunk for Conform {
 }
 
 impl<'p> Extract<'p> {
-    /// Opens a Parquet extract.
+    /// Opens a Parquet extract, its columns decoded on as many threads as there are
+    /// cores ([`SplitColumns`]).
     pub fn parquet(path: &Path, display: &str) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let bad = |e: parquet::errors::ParquetError| unreadable(display, "Parquet", e);
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(bad)?;
-        let file_schema = builder.schema().clone();
-        let reader = builder.with_batch_size(BATCH_SIZE).build().map_err(bad)?;
-        Self::new(display, "Parquet", &file_schema, Box::new(reader))
+        let open = || File::open(path).map_err(|e| Error::io(path, e));
+        let bad = |e| unreadable(display, "Parquet", e);
+        let metadata =
+            ArrowReaderMetadata::load(&open()?, ArrowReaderOptions::default()).map_err(bad)?;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let shares = column_shares(metadata.metadata(), threads);
+        let readers = shares
+            .iter()
+            .map(|share| {
+                let mask = ProjectionMask::roots(metadata.parquet_schema(), share.iter().copied());
+                ParquetRecordBatchReaderBuilder::new_with_metadata(open()?, metadata.clone())
+                    .with_projection(mask)
+                    .with_batch_size(BATCH_SIZE)
+                    .build()
+                    .map_err(bad)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let file_schema = metadata.schema().clone();
+        let batches = SplitColumns::start(file_schema.clone(), &shares, readers);
+        Self::new(display, "Parquet", &file_schema, Box::new(batches))
     }
 
     /// Opens an Avro object container file, gzip-compressed or not.
@@ -103,6 +125,130 @@ impl<'p> Extract<'p> {
     }
 }
 
+/// The root columns of a Parquet file in at most `n` shares of about equal
+/// uncompressed size (the largest column first, each to the smallest share so far),
+/// each share's columns in file order.
+fn column_shares(metadata: &ParquetMetaData, n: usize) -> Vec<Vec<usize>> {
+    let schema = metadata.file_metadata().schema_descr();
+    let mut sizes = vec![0i64; schema.root_schema().get_fields().len()];
+    for group in metadata.row_groups() {
+        for (leaf, chunk) in group.columns().iter().enumerate() {
+            sizes[schema.get_column_root_idx(leaf)] += chunk.uncompressed_size();
+        }
+    }
+    let mut roots: Vec<usize> = (0..sizes.len()).collect();
+    roots.sort_by_key(|&r| std::cmp::Reverse(sizes[r]));
+    let mut shares = vec![(0, Vec::new()); n.max(1)];
+    for root in roots {
+        let (size, share) = shares
+            .iter_mut()
+            .min_by_key(|(size, _)| *size)
+            .expect("a share");
+        *size += sizes[root];
+        share.push(root);
+    }
+    let mut shares: Vec<Vec<usize>> = shares
+        .into_iter()
+        .map(|(_, share)| share)
+        .filter(|share| !share.is_empty())
+        .collect();
+    shares.iter_mut().for_each(|share| share.sort_unstable());
+    if shares.is_empty() {
+        shares.push(Vec::new());
+    }
+    shares
+}
+
+/// A Parquet file's batches, its columns decoded on several threads: each reader
+/// decodes a share of the columns, the calling thread the first, and their batches
+/// are put back together in the file's column order. With one thread decoding every
+/// column, a conversion's writer waited for its first row group with a core idle.
+struct SplitColumns {
+    schema: SchemaRef,
+    /// The share each of the file's columns is in.
+    share_of: Vec<usize>,
+    first: ParquetRecordBatchReader,
+    /// The other shares' batches, each read ahead by a thread of its own.
+    others: Vec<Receiver<std::result::Result<RecordBatch, ArrowError>>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl SplitColumns {
+    /// Starts reading: `readers[i]` reads the columns `shares[i]`.
+    fn start(
+        schema: SchemaRef,
+        shares: &[Vec<usize>],
+        readers: Vec<ParquetRecordBatchReader>,
+    ) -> Self {
+        let mut share_of = vec![0; schema.fields().len()];
+        for (i, share) in shares.iter().enumerate() {
+            share.iter().for_each(|&column| share_of[column] = i);
+        }
+        let mut readers = readers.into_iter();
+        let first = readers.next().expect("a share");
+        let (others, threads) = readers
+            .map(|reader| {
+                let (batches, received) = sync_channel(1);
+                let thread = std::thread::spawn(move || {
+                    for batch in reader {
+                        if batches.send(batch).is_err() {
+                            return;
+                        }
+                    }
+                });
+                (received, thread)
+            })
+            .unzip();
+        Self {
+            schema,
+            share_of,
+            first,
+            others,
+            threads,
+        }
+    }
+}
+
+impl Iterator for SplitColumns {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut parts = vec![self.first.next()];
+        parts.extend(self.others.iter().map(|others| others.recv().ok()));
+        if parts.iter().all(Option::is_none) {
+            return None;
+        }
+        let mut shares = Vec::with_capacity(parts.len());
+        for part in parts {
+            match part {
+                Some(Ok(batch)) => shares.push(batch.columns().to_vec().into_iter()),
+                Some(Err(e)) => return Some(Err(e)),
+                None => {
+                    return Some(Err(ArrowError::ParquetError(
+                        "a share of the columns ended before the others".to_string(),
+                    )));
+                }
+            }
+        }
+        let columns = self
+            .share_of
+            .iter()
+            .map(|&share| shares[share].next().expect("a column of each share"))
+            .collect();
+        Some(RecordBatch::try_new(self.schema.clone(), columns))
+    }
+}
+
+impl Drop for SplitColumns {
+    /// Stops the reading threads (at their next batch) and waits for them.
+    fn drop(&mut self) {
+        self.others.clear();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
 fn unreadable(display: &str, what: &str, e: impl std::fmt::Display) -> Error {
     Error::BadFile {
         path: display.to_string(),
@@ -134,5 +280,117 @@ impl BatchSource for Extract<'_> {
             Some(Err(e)) => Err(unreadable(&self.display, self.what, e)),
             Some(Ok(batch)) => Ok(Some(Chunk::Stored(batch))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{ArrayRef, Float64Array, ListArray, StringArray, StructArray};
+    use arrow::compute::concat_batches;
+    use arrow::datatypes::{DataType, Field, Int64Type};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    use super::*;
+
+    /// A file of 12000 rows in row groups of 5000 (batches of 8192 span two), its
+    /// columns text, numbers, a list and a record.
+    fn file(dir: &Path) -> std::path::PathBuf {
+        let n = 12_000;
+        let tags = Field::new("key", DataType::Utf8, true);
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            (
+                "sku",
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("sku-{}", i % 7)),
+                )),
+            ),
+            (
+                "cost",
+                Arc::new(Float64Array::from_iter_values(
+                    (0..n).map(|i| i as f64 / 8.0),
+                )),
+            ),
+            (
+                "ids",
+                Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(
+                    (0..n).map(|i| (i % 5 != 0).then(|| vec![Some(i as i64); i % 3])),
+                )),
+            ),
+            (
+                "project",
+                Arc::new(StructArray::from(vec![(
+                    Arc::new(tags),
+                    Arc::new(StringArray::from_iter(
+                        (0..n).map(|i| (i % 4 != 0).then(|| format!("p{i}"))),
+                    )) as ArrayRef,
+                )])),
+            ),
+        ];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let path = dir.join("extract.parquet");
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(5000))
+            .build();
+        let mut writer =
+            ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), Some(props))
+                .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        path
+    }
+
+    #[test]
+    fn columns_read_in_shares_come_back_as_one_reader_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path());
+        let metadata =
+            ArrowReaderMetadata::load(&File::open(&path).unwrap(), Default::default()).unwrap();
+        let schema = metadata.schema().clone();
+        let open = |shares: &[Vec<usize>]| {
+            let readers = shares
+                .iter()
+                .map(|share| {
+                    let mask =
+                        ProjectionMask::roots(metadata.parquet_schema(), share.iter().copied());
+                    ParquetRecordBatchReaderBuilder::new_with_metadata(
+                        File::open(&path).unwrap(),
+                        metadata.clone(),
+                    )
+                    .with_projection(mask)
+                    .with_batch_size(BATCH_SIZE)
+                    .build()
+                    .unwrap()
+                })
+                .collect();
+            SplitColumns::start(schema.clone(), shares, readers)
+        };
+        let read = |shares: &[Vec<usize>]| -> Vec<RecordBatch> {
+            open(shares).map(Result::unwrap).collect()
+        };
+        let whole = read(&[vec![0, 1, 2, 3]]);
+        assert_eq!(
+            whole.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(),
+            [8192, 3808]
+        );
+        for n in 2..=5 {
+            let shares = column_shares(metadata.metadata(), n);
+            assert_eq!(shares.len(), n.min(4));
+            let mut all: Vec<usize> = shares.concat();
+            all.sort_unstable();
+            assert_eq!(all, [0, 1, 2, 3]);
+            assert!(shares.iter().all(|s| s.is_sorted()));
+            let split = read(&shares);
+            assert_eq!(split, whole, "{shares:?}");
+        }
+        // Columns in shares of their own, not in file order.
+        assert_eq!(
+            concat_batches(&schema, &read(&[vec![2], vec![0, 3], vec![1]])).unwrap(),
+            concat_batches(&schema, &whole).unwrap()
+        );
+        // Dropped after one batch, while the other shares' threads read ahead.
+        let mut partial = open(&[vec![0], vec![1], vec![2, 3]]);
+        assert_eq!(partial.next().unwrap().unwrap(), whole[0]);
+        drop(partial);
     }
 }
