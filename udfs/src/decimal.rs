@@ -18,7 +18,20 @@ pub fn money_type() -> DataType {
 /// The shortest decimal that reads back as `v`, as `(mantissa, exponent)` with
 /// `v = mantissa × 10^exponent`: the text the export carried. `None` for NaN and ±∞.
 pub fn shortest_decimal(v: f64) -> Option<(i128, i32)> {
-    few_decimals(v).or_else(|| written_decimal(v))
+    match few_decimals(v) {
+        Some((mantissa, exponent)) => Some(without_trailing_zeros(mantissa, exponent)),
+        None => written_decimal(v),
+    }
+}
+
+/// [`shortest_decimal`]'s value at `scale` decimals, rounded half away from zero past
+/// them: `at_scale` of it, without taking off the zeros that scaling adds back.
+pub fn shortest_at_scale(v: f64, scale: i8) -> Option<i128> {
+    let (mantissa, exponent) = match few_decimals(v) {
+        Some((mantissa, exponent)) => (i128::from(mantissa), exponent),
+        None => written_decimal(v)?,
+    };
+    at_scale(mantissa, exponent, scale)
 }
 
 /// Exact powers of ten as doubles (10^22 is the last one a double holds exactly).
@@ -43,34 +56,40 @@ const TENS: [i128; 39] = {
     tens
 };
 
-/// [`shortest_decimal`] found without writing digits, where `v` reads back from a
-/// decimal of at most `d` decimals, `d` the most its binary exponent allows: the
-/// doubles that read back as `v` span less than 10^-d, so that decimal is the only
-/// one and the shortest, and times 10^d it is an integer below 2^53, which a double
-/// holds exactly. Written as ryu writes it (`5.0`, `0.5`, `1e-7`).
-fn few_decimals(v: f64) -> Option<(i128, i32)> {
+/// [`shortest_decimal`]'s value found without writing digits, where `v` reads back
+/// from a decimal of at most `d` decimals, `d` the most its binary exponent allows:
+/// the doubles that read back as `v` span less than 10^-d, so that decimal is the
+/// only one and the shortest, and times 10^d it is an integer below 2^53, which a
+/// double holds exactly. Returned as that integer and `-d`, trailing zeros and all.
+fn few_decimals(v: f64) -> Option<(i64, i32)> {
     let binary_exponent = ((v.to_bits() >> 52) & 0x7ff) as i32 - 1023;
-    let d = (f64::from(52 - binary_exponent) * std::f64::consts::LOG10_2).floor();
-    if d < 1.0 {
+    // floor(n × log10(2)) for n below 1650, as ryu computes it; d ≥ 1 from n = 4.
+    let n = 52 - binary_exponent;
+    if n < 4 {
         return None;
     }
-    let d = (d as usize).min(POW10.len() - 1);
+    let d = (((n * 78_913) >> 18) as usize).min(POW10.len() - 1);
     let scaled = (v * POW10[d]).round();
     if scaled / POW10[d] != v {
         return None;
     }
-    let (mut mantissa, mut exponent) = (scaled as i64, -(d as i32));
+    Some((scaled as i64, -(d as i32)))
+}
+
+/// `mantissa × 10^exponent` (`exponent` < 0) without trailing zeros, written as ryu
+/// writes it (`5.0`, `0.5`, `1e-7`).
+fn without_trailing_zeros(mut mantissa: i64, mut exponent: i32) -> (i128, i32) {
     if mantissa == 0 {
-        return Some((0, -1));
+        return (0, -1);
     }
-    // Trailing zeros off, up to 15 (a double's integers have at most 16 digits).
+    // Up to 15 (a double's integers have at most 16 digits).
     for (zeros, power) in [(8, 100_000_000), (4, 10_000), (2, 100), (1, 10)] {
         if exponent + zeros <= -1 && mantissa % power == 0 {
             mantissa /= power;
             exponent += zeros;
         }
     }
-    Some((i128::from(mantissa), exponent))
+    (i128::from(mantissa), exponent)
 }
 
 /// [`shortest_decimal`] read from ryu's shortest round-trip text.
@@ -127,8 +146,7 @@ pub fn at_scale(mantissa: i128, exponent: i32, scale: i8) -> Option<i128> {
 /// The value of a double at scale 9: its shortest round-trip decimal, rounded half
 /// away from zero where that has more than 9 decimals.
 pub fn f64_to_scaled(v: f64) -> Option<i128> {
-    let (mantissa, exponent) = shortest_decimal(v)?;
-    at_scale(mantissa, exponent, SCALE)
+    shortest_at_scale(v, SCALE)
 }
 
 /// The `i`-th value of a numeric array at scale 9, or `None` when NULL.
@@ -187,6 +205,12 @@ mod tests {
             };
             if v.is_finite() {
                 assert_eq!(shortest_decimal(v), written_decimal(v), "{v:e}");
+            }
+            if i % 10 == 0 {
+                for scale in [0, 2, 9, 10, 24, 38] {
+                    let scaled = shortest_decimal(v).and_then(|(m, e)| at_scale(m, e, scale));
+                    assert_eq!(shortest_at_scale(v, scale), scaled, "{v:e} at {scale}");
+                }
             }
         }
         for v in [

@@ -11,7 +11,7 @@ use arrow::array::{
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, SchemaRef};
-use billq_udfs::decimal::{at_scale, shortest_decimal};
+use billq_udfs::decimal::{shortest_at_scale, shortest_decimal};
 
 use crate::error::Result;
 
@@ -110,10 +110,9 @@ fn plain_decimal(mantissa: i128, exponent: i32) -> String {
 /// round-trip text), rounded half away from zero only past `scale` digits; where
 /// arrow's cast would multiply in floating point.
 fn exact_decimals(array: &ArrayRef, precision: u8, scale: i8) -> Result<Decimal128Array> {
-    let out: Decimal128Array = array.as_primitive::<Float64Type>().unary_opt(|v| {
-        let (mantissa, exponent) = shortest_decimal(v)?;
-        at_scale(mantissa, exponent, scale)
-    });
+    let out: Decimal128Array = array
+        .as_primitive::<Float64Type>()
+        .unary_opt(|v| shortest_at_scale(v, scale));
     Ok(out.with_precision_and_scale(precision, scale)?)
 }
 
