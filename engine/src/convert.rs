@@ -17,11 +17,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, AsArray, RecordBatch, StructArray, UInt32Array, make_comparator};
+use arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, StructArray, UInt32Array, make_comparator,
+};
 use arrow::compute::{SortOptions, concat, take};
 use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
 use chrono::Datelike;
-use parquet::arrow::arrow_writer::{ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Type as PhysicalType};
 use parquet::file::metadata::SortingColumn;
@@ -32,7 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::catalog::{Catalog, FileEntry, REJECTS_DIR, STAGING_DIR, SourceEntry, sync_dir};
 use crate::error::{Error, Result};
 use crate::formats::{self, BatchSource, ExportKind, Rejected};
-use crate::gather::gather_rows;
+use crate::gather::Picked;
 use crate::memory_pool::{resident_bytes, return_free_memory};
 use crate::money::{Totals, TotalsBuilder};
 use crate::progress::Progress;
@@ -160,6 +162,7 @@ async fn stage_all(
 ) -> Result<(Staged, ConvertReport)> {
     let mut report = ConvertReport::default();
     let mut staged = Vec::new();
+    let mut syncs = Vec::new();
     for obj in &resolved.objects {
         if catalog.source(&obj.url).is_some_and(|e| e.is_current(obj)) {
             report.unchanged.push(obj.display());
@@ -180,7 +183,8 @@ async fn stage_all(
         if let Some(p) = opts.progress {
             p.end();
         }
-        let (entry, files, warnings) = result?;
+        let (entry, files, warnings, syncing) = result?;
+        syncs.push(syncing);
         report.warnings.extend(warnings);
         if let Some(delivery) = resolved
             .deliveries
@@ -210,6 +214,7 @@ async fn stage_all(
         });
         staged.push((entry, files));
     }
+    syncs.into_iter().try_for_each(Syncing::wait)?;
     Ok((staged, report))
 }
 
@@ -224,7 +229,7 @@ fn stage_one(
     path: &Path,
     staging: &Path,
     opts: &ConvertOptions<'_>,
-) -> Result<(SourceEntry, StagedFiles, Vec<String>)> {
+) -> Result<(SourceEntry, StagedFiles, Vec<String>, Syncing)> {
     let display = obj.display();
     let id = source_id(obj);
     let split = formats::read_export(path, &display, opts.progress, opts.lenient, |reader| {
@@ -280,7 +285,7 @@ fn stage_one(
         source_names: split.source_names.into_iter().collect(),
         converted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
-    Ok((entry, files, split.warnings))
+    Ok((entry, files, split.warnings, split.syncing))
 }
 
 /// What reading a source left: its rows in staged partition files, and what the
@@ -291,6 +296,7 @@ struct Split {
     totals: Totals,
     /// (partition, staged file, rows) of each partition.
     parts: Vec<(PartKey, PathBuf, u64)>,
+    syncing: Syncing,
     warnings: Vec<String>,
     rejected: Option<Rejected>,
     source_names: Vec<(String, String)>,
@@ -327,7 +333,7 @@ fn split(reader: Box<dyn BatchSource + '_>, staging: &Path, id: &str) -> Result<
         let finished = consumed.and_then(|()| parts.finish());
         let reader = join(producer);
         // A writer's failure is what made the partitioner's hand-over fail: it goes first.
-        let rows = join(writer)?;
+        let (rows, syncing) = join(writer)?;
         let (keys, paths) = finished?;
         Ok(Split {
             kind,
@@ -339,6 +345,7 @@ fn split(reader: Box<dyn BatchSource + '_>, staging: &Path, id: &str) -> Result<
                 .zip(rows)
                 .map(|((key, path), rows)| (key, path, rows))
                 .collect(),
+            syncing,
             warnings: reader.warnings(),
             rejected: reader.rejected(),
             source_names: reader.source_names(),
@@ -397,7 +404,41 @@ enum Job {
     /// Start the next partition's file.
     Open(PathBuf),
     /// Write rows to a partition's file as one row group.
-    Group(usize, Vec<RecordBatch>),
+    Group(usize, Rows),
+}
+
+/// A row group's rows, in time order: whole batches, or rows picked from batches
+/// (gathered a column at a time by the encoders).
+enum Rows {
+    Whole(Vec<RecordBatch>),
+    Picked(Vec<RecordBatch>, Picked),
+}
+
+impl Rows {
+    fn len(&self) -> usize {
+        match self {
+            Rows::Whole(batches) => batches.iter().map(RecordBatch::num_rows).sum(),
+            Rows::Picked(_, picked) => picked.len(),
+        }
+    }
+
+    fn batches(&self) -> &[RecordBatch] {
+        match self {
+            Rows::Whole(batches) | Rows::Picked(batches, _) => batches,
+        }
+    }
+
+    /// The rows' values of column `i`, in one or more arrays.
+    fn column(&self, i: usize) -> Result<Vec<ArrayRef>> {
+        Ok(match self {
+            Rows::Whole(batches) => batches.iter().map(|b| b.column(i).clone()).collect(),
+            Rows::Picked(batches, picked) => {
+                let arrays: Vec<&dyn Array> =
+                    batches.iter().map(|b| b.column(i).as_ref()).collect();
+                vec![picked.column(&arrays)?]
+            }
+        })
+    }
 }
 
 /// A partition's file being written: the Parquet writer, what makes its column
@@ -406,6 +447,8 @@ struct OpenFile {
     path: PathBuf,
     writer: SerializedFileWriter<File>,
     columns: ArrowRowGroupWriterFactory,
+    /// How many Parquet columns (leaves) each column is written as.
+    leaves: Vec<usize>,
     rows: u64,
 }
 
@@ -414,48 +457,65 @@ impl OpenFile {
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
         let (writer, columns) = ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))?
             .into_serialized_writer()?;
+        let parquet = writer.schema_descr();
+        let mut leaves = vec![0; schema.fields().len()];
+        for leaf in 0..parquet.num_columns() {
+            leaves[parquet.get_column_root_idx(leaf)] += 1;
+        }
         Ok(Self {
             path,
             writer,
             columns,
+            leaves,
             rows: 0,
         })
     }
 
-    /// Appends `batches` as one row group, its columns encoded on `encoders` threads,
-    /// each taking the next column not yet taken.
-    fn append(
-        &mut self,
-        schema: &SchemaRef,
-        batches: &[RecordBatch],
-        encoders: usize,
-    ) -> Result<()> {
-        let writers = self
+    /// Appends `rows` as one row group, its columns gathered and encoded on `encoders`
+    /// threads, each taking the largest column not yet taken.
+    fn append(&mut self, schema: &SchemaRef, rows: &Rows, encoders: usize) -> Result<()> {
+        let mut writers = self
             .columns
-            .create_column_writers(self.writer.flushed_row_groups().len())?;
-        let mut leaves: Vec<Vec<ArrowLeafColumn>> = writers.iter().map(|_| Vec::new()).collect();
-        for batch in batches {
-            let mut slots = leaves.iter_mut();
-            for (field, array) in schema.fields().iter().zip(batch.columns()) {
-                for leaf in compute_leaves(field, array)? {
-                    slots.next().expect("a writer per leaf").push(leaf);
-                }
-            }
-        }
-        let work = Mutex::new(writers.into_iter().zip(leaves).enumerate());
+            .create_column_writers(self.writer.flushed_row_groups().len())?
+            .into_iter()
+            .enumerate();
+        // Each column with its leaves' writers (numbered in the file's leaf order).
+        let mut work: Vec<_> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, field)| {
+                let writers = writers.by_ref().take(self.leaves[i]).collect::<Vec<_>>();
+                let size: usize = rows
+                    .batches()
+                    .iter()
+                    .map(|b| b.column(i).get_array_memory_size())
+                    .sum();
+                (size, i, field, writers)
+            })
+            .collect();
+        work.sort_by_key(|(size, ..)| std::cmp::Reverse(*size));
+        let work = Mutex::new(work.into_iter());
         let encoded = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
             let encode = || -> Result<()> {
                 loop {
-                    let Some((i, (mut writer, leaves))) = work.lock().expect("no panic").next()
-                    else {
+                    let Some((_, i, field, writers)) = work.lock().expect("no panic").next() else {
                         return Ok(());
                     };
-                    for leaf in &leaves {
-                        writer.write(leaf)?;
+                    let arrays = rows.column(i)?;
+                    let mut writers: Vec<_> = writers;
+                    for array in &arrays {
+                        for (leaf, (_, writer)) in
+                            compute_leaves(field, array)?.iter().zip(&mut writers)
+                        {
+                            writer.write(leaf)?;
+                        }
                     }
-                    let chunk = writer.close()?;
-                    encoded.lock().expect("no panic").push((i, chunk));
+                    for (leaf, writer) in writers {
+                        let chunk = writer.close()?;
+                        encoded.lock().expect("no panic").push((leaf, chunk));
+                    }
                 }
             };
             let helpers: Vec<_> = (1..encoders).map(|_| scope.spawn(encode)).collect();
@@ -468,36 +528,57 @@ impl OpenFile {
             chunk.append_to_row_group(&mut group)?;
         }
         group.close()?;
-        self.rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        self.rows += rows.len() as u64;
         Ok(())
     }
 
-    /// Writes the footer and syncs the file; returns its row count.
-    fn finish(self) -> Result<u64> {
-        self.writer
-            .into_inner()?
-            .sync_all()
-            .map_err(|e| Error::io(&self.path, e))?;
-        Ok(self.rows)
+    /// Writes the footer; returns the row count, and the file to sync.
+    fn finish(self) -> Result<(u64, (PathBuf, File))> {
+        Ok((self.rows, (self.path, self.writer.into_inner()?)))
+    }
+}
+
+/// Staged files being synced on a thread of their own while the next source converts
+/// (10 ms a source that the run otherwise waited); waited for before the commit.
+struct Syncing(std::thread::JoinHandle<Result<()>>);
+
+impl Syncing {
+    fn start(files: Vec<(PathBuf, File)>) -> Self {
+        Self(std::thread::spawn(move || {
+            files
+                .into_iter()
+                .try_for_each(|(path, file)| file.sync_all().map_err(|e| Error::io(&path, e)))
+        }))
+    }
+
+    fn wait(self) -> Result<()> {
+        self.0
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 }
 
 /// The writing thread: encodes each row group it receives into its partition's file,
-/// and closes the files when the jobs end; returns each file's row count.
+/// and closes the files when the jobs end; returns each file's row count, and the
+/// files' syncing.
 fn write_groups(
     jobs: std::sync::mpsc::Receiver<Job>,
     schema: SchemaRef,
     props: WriterProperties,
-) -> Result<Vec<u64>> {
+) -> Result<(Vec<u64>, Syncing)> {
     let encoders = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut files: Vec<OpenFile> = Vec::new();
     for job in jobs {
         match job {
             Job::Open(path) => files.push(OpenFile::create(path, &schema, &props)?),
-            Job::Group(part, batches) => files[part].append(&schema, &batches, encoders)?,
+            Job::Group(part, rows) => files[part].append(&schema, &rows, encoders)?,
         }
     }
-    files.into_iter().map(OpenFile::finish).collect()
+    let (rows, written) = files
+        .into_iter()
+        .map(OpenFile::finish)
+        .collect::<Result<(Vec<_>, Vec<_>)>>()?;
+    Ok((rows, Syncing::start(written)))
 }
 
 /// Splits rows by partition, holding each partition's rows until a row group's worth
@@ -631,14 +712,15 @@ impl Partition {
 }
 
 /// The rows of `pieces` sorted by the column at `time`: the whole batches themselves
-/// when they already are in order, else one new batch.
-fn sorted_rows(pieces: &[Piece], time: Option<usize>) -> Result<Vec<RecordBatch>> {
+/// when they already are in order, else the rows picked in order.
+fn sorted_rows(pieces: &[Piece], time: Option<usize>) -> Result<Rows> {
     let order = match time {
         Some(time) => time_order(pieces, time)?,
         None => None,
     };
+    let batches = pieces.iter().map(|p| p.batch.0.clone()).collect();
     if order.is_none() && pieces.iter().all(|p| p.rows.is_none()) {
-        return Ok(pieces.iter().map(|p| p.batch.0.clone()).collect());
+        return Ok(Rows::Whole(batches));
     }
     let rows: Vec<(usize, usize)> = pieces
         .iter()
@@ -649,8 +731,7 @@ fn sorted_rows(pieces: &[Piece], time: Option<usize>) -> Result<Vec<RecordBatch>
         Some(order) => order.into_iter().map(|i| rows[i]).collect(),
         None => rows,
     };
-    let batches: Vec<&RecordBatch> = pieces.iter().map(|p| &p.batch.0).collect();
-    Ok(vec![gather_rows(batches[0].schema(), &batches, &rows)?])
+    Ok(Rows::Picked(batches, Picked::new(rows)))
 }
 
 /// The order that sorts the pieces' rows, one after another, by the column at `time`
@@ -925,6 +1006,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
 mod tests {
     use arrow::array::{Float64Array, ListArray, StringArray, TimestampMicrosecondArray};
     use arrow::buffer::OffsetBuffer;
+    use arrow::compute::interleave_record_batch;
     use arrow::datatypes::{Field, Fields, Schema};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::schema::types::ColumnPath;
@@ -995,24 +1077,42 @@ mod tests {
     }
 
     #[test]
-    fn row_groups_encoded_on_several_threads_read_back_as_written() {
+    fn row_groups_gathered_and_encoded_on_several_threads_read_back_as_written() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("part.parquet");
-        let groups = [
-            vec![rows(0, 3000), rows(3000, 1000)],
-            vec![rows(4000, 2500)],
+        let picked_from = [rows(4000, 2500), rows(6500, 500)];
+        // The second batch's rows, then the first's: two runs, copied as runs.
+        let in_runs: Vec<(usize, usize)> = (0..500)
+            .map(|i| (1, i))
+            .chain((0..2500).map(|i| (0, i)))
+            .collect();
+        // Rows of both in turn, fetched one at a time.
+        let scattered: Vec<(usize, usize)> = (0..1000).map(|i| (i % 2, i * 2 % 500)).collect();
+        let refs: Vec<&RecordBatch> = picked_from.iter().collect();
+        let written = [
+            rows(0, 3000),
+            rows(3000, 1000),
+            interleave_record_batch(&refs, &in_runs).unwrap(),
+            interleave_record_batch(&refs, &scattered).unwrap(),
         ];
-        let schema = groups[0][0].schema();
+        let groups = [
+            Rows::Whole(vec![rows(0, 3000), rows(3000, 1000)]),
+            Rows::Picked(picked_from.to_vec(), Picked::new(in_runs)),
+            Rows::Picked(picked_from.to_vec(), Picked::new(scattered)),
+        ];
+        let schema = written[0].schema();
         let props = writer_properties(ExportKind::GcpStandard, &schema).unwrap();
         let mut file = OpenFile::create(path.clone(), &schema, &props).unwrap();
-        file.append(&schema, &groups[0], 3).unwrap();
-        file.append(&schema, &groups[1], 2).unwrap();
-        assert_eq!(file.finish().unwrap(), 6500);
+        for (group, encoders) in groups.iter().zip([3, 2, 2]) {
+            file.append(&schema, group, encoders).unwrap();
+        }
+        let (rows, (synced, _)) = file.finish().unwrap();
+        assert_eq!((rows, synced), (8000, path.clone()));
 
         let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
         let meta = reader.metadata().clone();
         let sizes: Vec<i64> = meta.row_groups().iter().map(|g| g.num_rows()).collect();
-        assert_eq!(sizes, [4000, 2500]);
+        assert_eq!(sizes, [4000, 3000, 1000]);
         assert!(
             meta.row_groups()
                 .iter()
@@ -1027,7 +1127,6 @@ mod tests {
             .collect();
         assert_eq!(with_statistics, ["sku", "usage_start_time", "cost"]);
         let read: Vec<RecordBatch> = reader.build().unwrap().map(Result::unwrap).collect();
-        let written: Vec<RecordBatch> = groups.into_iter().flatten().collect();
         assert_eq!(
             arrow::compute::concat_batches(&schema, &read).unwrap(),
             arrow::compute::concat_batches(&schema, &written).unwrap()

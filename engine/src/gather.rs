@@ -9,7 +9,7 @@
 //!
 //! Rows that come mostly in runs of consecutive rows of one batch (a conversion's rows
 //! put in time order: a few late ones moved, the rest as they came) are instead copied a
-//! run at a time ([`gather_rows`]).
+//! run at a time ([`Picked`]).
 
 use std::sync::Arc;
 
@@ -75,31 +75,54 @@ fn gather(arrays: &[&dyn Array], indices: &[(usize, usize)]) -> Result<ArrayRef,
     }
 }
 
-/// The rows of `batches` (of `schema`) at `indices` ((batch, row) pairs), in their
-/// order, as one batch.
+/// Rows to fetch from several batches, in order: (batch, row) pairs, copied a run of
+/// consecutive rows at a time where they come mostly in runs.
+pub struct Picked {
+    indices: Vec<(usize, usize)>,
+    runs: Option<Vec<(usize, usize, usize)>>,
+}
+
+impl Picked {
+    pub fn new(indices: Vec<(usize, usize)>) -> Self {
+        let runs = runs(&indices);
+        let by_runs = runs.len() * RUN <= indices.len();
+        Self {
+            indices,
+            runs: by_runs.then_some(runs),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// The picked rows of one column, given as its array in each batch.
+    pub fn column(&self, arrays: &[&dyn Array]) -> Result<ArrayRef, ArrowError> {
+        let Some(runs) = &self.runs else {
+            return gather(arrays, &self.indices);
+        };
+        let data: Vec<_> = arrays.iter().map(|a| a.to_data()).collect();
+        let mut out = MutableArrayData::new(data.iter().collect(), false, self.indices.len());
+        for &(b, start, end) in runs {
+            out.try_extend(b, start, end)?;
+        }
+        Ok(make_array(out.freeze()))
+    }
+}
+
+/// The `picked` rows of `batches` (of `schema`), as one batch.
 pub fn gather_rows(
     schema: SchemaRef,
     batches: &[&RecordBatch],
-    indices: &[(usize, usize)],
+    picked: &Picked,
 ) -> Result<RecordBatch, ArrowError> {
-    let runs = runs(indices);
-    let by_runs = runs.len() * RUN <= indices.len();
     let columns = (0..schema.fields().len())
         .map(|i| {
-            if !by_runs {
-                let column: Vec<&dyn Array> =
-                    batches.iter().map(|b| b.column(i).as_ref()).collect();
-                return gather(&column, indices);
-            }
-            let data: Vec<_> = batches.iter().map(|b| b.column(i).to_data()).collect();
-            let mut out = MutableArrayData::new(data.iter().collect(), false, indices.len());
-            for &(b, start, end) in &runs {
-                out.try_extend(b, start, end)?;
-            }
-            Ok(make_array(out.freeze()))
+            let column: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
+            picked.column(&column)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(indices.len()));
+    let options = RecordBatchOptions::new().with_row_count(Some(picked.len()));
     RecordBatch::try_new_with_options(schema, columns, &options)
 }
 
@@ -333,7 +356,8 @@ mod tests {
         let scattered = scattered(&arrays);
         assert!(runs(&scattered).len() * RUN > scattered.len());
         for indices in [in_runs, scattered] {
-            let gathered = gather_rows(schema.clone(), &refs, &indices).unwrap();
+            let gathered =
+                gather_rows(schema.clone(), &refs, &Picked::new(indices.clone())).unwrap();
             assert_eq!(gathered, interleave_record_batch(&refs, &indices).unwrap());
             assert_eq!(gathered.num_rows(), indices.len());
         }

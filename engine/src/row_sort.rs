@@ -36,7 +36,7 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 
-use crate::gather::gather_rows;
+use crate::gather::{Picked, gather_rows};
 use crate::plan_rewrite::{rewrap, wrap_each};
 
 /// Replaces every full sort (no `LIMIT`) whose keys the row format encodes.
@@ -296,7 +296,7 @@ impl Gather {
             .iter()
             .map(|b| b.as_ref().unwrap_or(&self.empty))
             .collect();
-        let gathered = gather_rows(Arc::clone(&self.schema), &batches, &indices)?;
+        let gathered = gather_rows(Arc::clone(&self.schema), &batches, &Picked::new(indices))?;
         for &b in &self.last_used[chunk] {
             if let Some(done) = self.batches[b].take() {
                 self.reservation
