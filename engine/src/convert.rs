@@ -407,37 +407,28 @@ enum Job {
     Group(usize, Rows),
 }
 
-/// A row group's rows, in time order: whole batches, or rows picked from batches
-/// (gathered a column at a time by the encoders).
-enum Rows {
-    Whole(Vec<RecordBatch>),
-    Picked(Vec<RecordBatch>, Picked),
+/// A row group's rows, in time order: each column's arrays (one from each batch the
+/// rows come from), all their rows in order or those picked. The encoders gather a
+/// column at a time, and a column's arrays are dropped once it is encoded.
+struct Rows {
+    columns: Vec<Vec<ArrayRef>>,
+    picked: Option<Picked>,
 }
 
 impl Rows {
+    fn new(batches: &[RecordBatch], picked: Option<Picked>) -> Self {
+        let columns = (0..batches.first().map_or(0, RecordBatch::num_columns))
+            .map(|i| batches.iter().map(|b| b.column(i).clone()).collect())
+            .collect();
+        Self { columns, picked }
+    }
+
     fn len(&self) -> usize {
-        match self {
-            Rows::Whole(batches) => batches.iter().map(RecordBatch::num_rows).sum(),
-            Rows::Picked(_, picked) => picked.len(),
+        match (&self.picked, self.columns.first()) {
+            (Some(picked), _) => picked.len(),
+            (None, Some(arrays)) => arrays.iter().map(|a| a.len()).sum(),
+            (None, None) => 0,
         }
-    }
-
-    fn batches(&self) -> &[RecordBatch] {
-        match self {
-            Rows::Whole(batches) | Rows::Picked(batches, _) => batches,
-        }
-    }
-
-    /// The rows' values of column `i`, in one or more arrays.
-    fn column(&self, i: usize) -> Result<Vec<ArrayRef>> {
-        Ok(match self {
-            Rows::Whole(batches) => batches.iter().map(|b| b.column(i).clone()).collect(),
-            Rows::Picked(batches, picked) => {
-                let arrays: Vec<&dyn Array> =
-                    batches.iter().map(|b| b.column(i).as_ref()).collect();
-                vec![picked.column(&arrays)?]
-            }
-        })
     }
 }
 
@@ -473,7 +464,8 @@ impl OpenFile {
 
     /// Appends `rows` as one row group, its columns gathered and encoded on `encoders`
     /// threads, each taking the largest column not yet taken.
-    fn append(&mut self, schema: &SchemaRef, rows: &Rows, encoders: usize) -> Result<()> {
+    fn append(&mut self, schema: &SchemaRef, rows: Rows, encoders: usize) -> Result<()> {
+        let len = rows.len();
         let mut writers = self
             .columns
             .create_column_writers(self.writer.flushed_row_groups().len())?
@@ -483,28 +475,30 @@ impl OpenFile {
         let mut work: Vec<_> = schema
             .fields()
             .iter()
-            .enumerate()
-            .map(|(i, field)| {
-                let writers = writers.by_ref().take(self.leaves[i]).collect::<Vec<_>>();
-                let size: usize = rows
-                    .batches()
-                    .iter()
-                    .map(|b| b.column(i).get_array_memory_size())
-                    .sum();
-                (size, i, field, writers)
+            .zip(rows.columns)
+            .zip(&self.leaves)
+            .map(|((field, arrays), &leaves)| {
+                let writers = writers.by_ref().take(leaves).collect::<Vec<_>>();
+                let size: usize = arrays.iter().map(|a| a.get_array_memory_size()).sum();
+                (size, field, arrays, writers)
             })
             .collect();
         work.sort_by_key(|(size, ..)| std::cmp::Reverse(*size));
+        let picked = rows.picked.as_ref();
         let work = Mutex::new(work.into_iter());
         let encoded = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
             let encode = || -> Result<()> {
                 loop {
-                    let Some((_, i, field, writers)) = work.lock().expect("no panic").next() else {
+                    let Some((_, field, mut arrays, mut writers)) =
+                        work.lock().expect("no panic").next()
+                    else {
                         return Ok(());
                     };
-                    let arrays = rows.column(i)?;
-                    let mut writers: Vec<_> = writers;
+                    if let Some(picked) = picked {
+                        let column: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
+                        arrays = vec![picked.column(&column)?];
+                    }
                     for array in &arrays {
                         for (leaf, (_, writer)) in
                             compute_leaves(field, array)?.iter().zip(&mut writers)
@@ -528,7 +522,7 @@ impl OpenFile {
             chunk.append_to_row_group(&mut group)?;
         }
         group.close()?;
-        self.rows += rows.len() as u64;
+        self.rows += len as u64;
         Ok(())
     }
 
@@ -571,7 +565,7 @@ fn write_groups(
     for job in jobs {
         match job {
             Job::Open(path) => files.push(OpenFile::create(path, &schema, &props)?),
-            Job::Group(part, rows) => files[part].append(&schema, &rows, encoders)?,
+            Job::Group(part, rows) => files[part].append(&schema, rows, encoders)?,
         }
     }
     let (rows, written) = files
@@ -718,9 +712,9 @@ fn sorted_rows(pieces: &[Piece], time: Option<usize>) -> Result<Rows> {
         Some(time) => time_order(pieces, time)?,
         None => None,
     };
-    let batches = pieces.iter().map(|p| p.batch.0.clone()).collect();
+    let batches: Vec<RecordBatch> = pieces.iter().map(|p| p.batch.0.clone()).collect();
     if order.is_none() && pieces.iter().all(|p| p.rows.is_none()) {
-        return Ok(Rows::Whole(batches));
+        return Ok(Rows::new(&batches, None));
     }
     let rows: Vec<(usize, usize)> = pieces
         .iter()
@@ -731,7 +725,7 @@ fn sorted_rows(pieces: &[Piece], time: Option<usize>) -> Result<Rows> {
         Some(order) => order.into_iter().map(|i| rows[i]).collect(),
         None => rows,
     };
-    Ok(Rows::Picked(batches, Picked::new(rows)))
+    Ok(Rows::new(&batches, Some(Picked::new(rows))))
 }
 
 /// The order that sorts the pieces' rows, one after another, by the column at `time`
@@ -1096,14 +1090,14 @@ mod tests {
             interleave_record_batch(&refs, &scattered).unwrap(),
         ];
         let groups = [
-            Rows::Whole(vec![rows(0, 3000), rows(3000, 1000)]),
-            Rows::Picked(picked_from.to_vec(), Picked::new(in_runs)),
-            Rows::Picked(picked_from.to_vec(), Picked::new(scattered)),
+            Rows::new(&[rows(0, 3000), rows(3000, 1000)], None),
+            Rows::new(&picked_from, Some(Picked::new(in_runs))),
+            Rows::new(&picked_from, Some(Picked::new(scattered))),
         ];
         let schema = written[0].schema();
         let props = writer_properties(ExportKind::GcpStandard, &schema).unwrap();
         let mut file = OpenFile::create(path.clone(), &schema, &props).unwrap();
-        for (group, encoders) in groups.iter().zip([3, 2, 2]) {
+        for (group, encoders) in groups.into_iter().zip([3, 2, 2]) {
             file.append(&schema, group, encoders).unwrap();
         }
         let (rows, (synced, _)) = file.finish().unwrap();

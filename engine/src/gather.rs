@@ -1,22 +1,22 @@
 //! Gathering rows scattered over many batches into one, as arrow's `interleave` does,
-//! with each row's memory fetched ahead of its turn.
+//! a range of consecutive rows of one batch at a time, with each range's memory
+//! fetched ahead of its turn.
 //!
 //! A sort's gather reads its rows in key order, which is no order at all in memory: each
 //! value is a cache miss, and a text value two (its offset, then its bytes). `interleave`
-//! waits for every miss in turn (more than a third of a 10M-row sort's time). Here the rows
-//! [`AHEAD`] places on are prefetched while one is copied, for the types a bill's sorts
-//! carry (numbers, times, text, records of them); any other type goes to `interleave`.
-//!
-//! Rows that come mostly in runs of consecutive rows of one batch (a conversion's rows
-//! put in time order: a few late ones moved, the rest as they came) are instead copied a
-//! run at a time ([`Picked`]).
+//! waits for every miss in turn (more than a third of a 10M-row sort's time). Here the
+//! ranges [`AHEAD`] places on are prefetched while one is copied. Rows that come mostly
+//! in runs (a conversion's rows put in time order: a few late ones moved, the rest as
+//! they came) are copied a run at a time, and an array's or a map's entries, which lie
+//! together for each row, a row's at a time. Numbers, times, text, records, arrays and
+//! maps of them are copied so; any other type goes to `interleave`.
 
 use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanBufferBuilder, GenericByteArray,
-    MutableArrayData, PrimitiveArray, RecordBatch, RecordBatchOptions, StructArray,
-    downcast_primitive, make_array,
+    GenericListArray, MapArray, OffsetSizeTrait, PrimitiveArray, RecordBatch, RecordBatchOptions,
+    StructArray, downcast_primitive,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::interleave;
@@ -26,87 +26,42 @@ use arrow::datatypes::{
 };
 use arrow::error::ArrowError;
 
-/// How many rows ahead of the one copied its memory is prefetched.
+/// How many ranges ahead of the one copied their memory is prefetched.
 const AHEAD: usize = 16;
 
-/// The mean run length from which rows are copied a run at a time.
-const RUN: usize = 8;
+/// Consecutive rows of one array: (array, first row, end).
+type Range = (usize, usize, usize);
 
-macro_rules! primitive_helper {
-    ($t:ty, $arrays:ident, $indices:ident, $data_type:ident) => {
-        primitive::<$t>($arrays, $indices, $data_type)
-    };
-}
-
-/// The rows of `arrays` at `indices` ((array, row) pairs), in their order: what
-/// `interleave(arrays, indices)` gives (and, for arrays of different types, its error).
-fn gather(arrays: &[&dyn Array], indices: &[(usize, usize)]) -> Result<ArrayRef, ArrowError> {
-    let Some(first) = arrays.first() else {
-        return interleave(arrays, indices);
-    };
-    let data_type = first.data_type();
-    if indices.is_empty() {
-        return interleave(arrays, indices);
-    }
-    downcast_primitive! {
-        data_type => (primitive_helper, arrays, indices, data_type),
-        DataType::Utf8 => bytes::<Utf8Type>(arrays, indices),
-        DataType::LargeUtf8 => bytes::<LargeUtf8Type>(arrays, indices),
-        DataType::Binary => bytes::<BinaryType>(arrays, indices),
-        DataType::LargeBinary => bytes::<LargeBinaryType>(arrays, indices),
-        DataType::Struct(fields) if !fields.is_empty() => {
-            let Some(structs) = arrays.iter().map(|a| a.as_struct_opt()).collect::<Option<Vec<_>>>() else {
-                return interleave(arrays, indices);
-            };
-            let columns = (0..fields.len())
-                .map(|i| {
-                    let children: Vec<&dyn Array> =
-                        structs.iter().map(|s| s.column(i).as_ref()).collect();
-                    gather(&children, indices)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Arc::new(StructArray::try_new(
-                fields.clone(),
-                columns,
-                nulls(arrays, indices),
-            )?))
-        }
-        _ => interleave(arrays, indices),
-    }
-}
-
-/// Rows to fetch from several batches, in order: (batch, row) pairs, copied a run of
-/// consecutive rows at a time where they come mostly in runs.
+/// Rows to fetch from several batches, in order: (batch, row) pairs, kept as ranges
+/// of consecutive rows of one batch.
 pub struct Picked {
-    indices: Vec<(usize, usize)>,
-    runs: Option<Vec<(usize, usize, usize)>>,
+    ranges: Vec<Range>,
+    len: usize,
 }
 
 impl Picked {
     pub fn new(indices: Vec<(usize, usize)>) -> Self {
-        let runs = runs(&indices);
-        let by_runs = runs.len() * RUN <= indices.len();
+        let mut ranges: Vec<Range> = Vec::new();
+        for &(b, row) in &indices {
+            match ranges.last_mut() {
+                Some((last, _, end)) if *last == b && *end == row => *end += 1,
+                _ => ranges.push((b, row, row + 1)),
+            }
+        }
         Self {
-            indices,
-            runs: by_runs.then_some(runs),
+            ranges,
+            len: indices.len(),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.indices.len()
+        self.len
     }
 
-    /// The picked rows of one column, given as its array in each batch.
+    /// The picked rows of one column, given as its array in each batch: what
+    /// `interleave` gives (and, for arrays of different types, its error).
     pub fn column(&self, arrays: &[&dyn Array]) -> Result<ArrayRef, ArrowError> {
-        let Some(runs) = &self.runs else {
-            return gather(arrays, &self.indices);
-        };
-        let data: Vec<_> = arrays.iter().map(|a| a.to_data()).collect();
-        let mut out = MutableArrayData::new(data.iter().collect(), false, self.indices.len());
-        for &(b, start, end) in runs {
-            out.try_extend(b, start, end)?;
-        }
-        Ok(make_array(out.freeze()))
+        copy(arrays, &self.ranges, self.len)
     }
 }
 
@@ -126,16 +81,120 @@ pub fn gather_rows(
     RecordBatch::try_new_with_options(schema, columns, &options)
 }
 
-/// `indices` as runs of consecutive rows of one batch: (batch, first row, end).
-fn runs(indices: &[(usize, usize)]) -> Vec<(usize, usize, usize)> {
-    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-    for &(b, row) in indices {
-        match runs.last_mut() {
-            Some((last, _, end)) if *last == b && *end == row => *end += 1,
-            _ => runs.push((b, row, row + 1)),
+macro_rules! primitive_helper {
+    ($t:ty, $arrays:ident, $ranges:ident, $len:ident, $data_type:ident) => {
+        primitive::<$t>($arrays, $ranges, $len, $data_type)
+    };
+}
+
+/// The rows of `arrays` in `ranges` (`len` rows in all), in order.
+fn copy(arrays: &[&dyn Array], ranges: &[Range], len: usize) -> Result<ArrayRef, ArrowError> {
+    let Some(first) = arrays.first() else {
+        return fallback(arrays, ranges);
+    };
+    let data_type = first.data_type();
+    if arrays.iter().any(|a| a.data_type() != data_type) || ranges.is_empty() {
+        return fallback(arrays, ranges);
+    }
+    downcast_primitive! {
+        data_type => (primitive_helper, arrays, ranges, len, data_type),
+        DataType::Utf8 => bytes::<Utf8Type>(arrays, ranges, len),
+        DataType::LargeUtf8 => bytes::<LargeUtf8Type>(arrays, ranges, len),
+        DataType::Binary => bytes::<BinaryType>(arrays, ranges, len),
+        DataType::LargeBinary => bytes::<LargeBinaryType>(arrays, ranges, len),
+        DataType::Struct(fields) if !fields.is_empty() => {
+            let structs: Vec<&StructArray> = arrays.iter().map(|a| a.as_struct()).collect();
+            let columns = (0..fields.len())
+                .map(|i| {
+                    let children: Vec<&dyn Array> =
+                        structs.iter().map(|s| s.column(i).as_ref()).collect();
+                    copy(&children, ranges, len)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Arc::new(StructArray::try_new(
+                fields.clone(),
+                columns,
+                nulls(arrays, ranges, len),
+            )?))
+        }
+        DataType::List(field) => {
+            let lists: Vec<&GenericListArray<i32>> = arrays.iter().map(|a| a.as_list()).collect();
+            let offsets: Vec<&[i32]> = lists.iter().map(|l| l.value_offsets()).collect();
+            let values: Vec<&dyn Array> = lists.iter().map(|l| l.values().as_ref()).collect();
+            let (offsets, values) = entries(&offsets, &values, ranges, len)?;
+            Ok(Arc::new(GenericListArray::try_new(
+                field.clone(),
+                offsets,
+                values,
+                nulls(arrays, ranges, len),
+            )?))
+        }
+        DataType::LargeList(field) => {
+            let lists: Vec<&GenericListArray<i64>> = arrays.iter().map(|a| a.as_list()).collect();
+            let offsets: Vec<&[i64]> = lists.iter().map(|l| l.value_offsets()).collect();
+            let values: Vec<&dyn Array> = lists.iter().map(|l| l.values().as_ref()).collect();
+            let (offsets, values) = entries(&offsets, &values, ranges, len)?;
+            Ok(Arc::new(GenericListArray::try_new(
+                field.clone(),
+                offsets,
+                values,
+                nulls(arrays, ranges, len),
+            )?))
+        }
+        DataType::Map(field, sorted) => {
+            let maps: Vec<&MapArray> = arrays.iter().map(|a| a.as_map()).collect();
+            let offsets: Vec<&[i32]> = maps.iter().map(|m| m.value_offsets()).collect();
+            let entries_of: Vec<&dyn Array> = maps.iter().map(|m| m.entries() as &dyn Array).collect();
+            let (offsets, values) = entries(&offsets, &entries_of, ranges, len)?;
+            Ok(Arc::new(MapArray::try_new(
+                field.clone(),
+                offsets,
+                values.as_struct().clone(),
+                nulls(arrays, ranges, len),
+                *sorted,
+            )?))
+        }
+        _ => fallback(arrays, ranges),
+    }
+}
+
+/// `interleave` of the rows in `ranges`.
+fn fallback(arrays: &[&dyn Array], ranges: &[Range]) -> Result<ArrayRef, ArrowError> {
+    let indices: Vec<(usize, usize)> = ranges
+        .iter()
+        .flat_map(|&(a, start, end)| (start..end).map(move |row| (a, row)))
+        .collect();
+    interleave(arrays, &indices)
+}
+
+/// The entries of the lists (or maps) in `ranges`, given as each array's offsets and
+/// entries: the new offsets, and the entries, each list's lying together.
+fn entries<O: OffsetSizeTrait>(
+    offsets: &[&[O]],
+    values: &[&dyn Array],
+    ranges: &[Range],
+    len: usize,
+) -> Result<(OffsetBuffer<O>, ArrayRef), ArrowError> {
+    let mut ends = Vec::with_capacity(len + 1);
+    ends.push(O::usize_as(0));
+    let mut entry_ranges = Vec::with_capacity(ranges.len());
+    let mut total = 0;
+    for &(a, start, end) in ranges {
+        let offsets = &offsets[a][start..=end];
+        let base = offsets[0].as_usize();
+        for offset in &offsets[1..] {
+            ends.push(O::usize_as(total + offset.as_usize() - base));
+        }
+        let last = offsets[offsets.len() - 1].as_usize();
+        if last > base {
+            entry_ranges.push((a, base, last));
+            total += last - base;
         }
     }
-    runs
+    O::from_usize(total).ok_or_else(|| ArrowError::OffsetOverflowError(total))?;
+    // SAFETY: the offsets rise from 0 to the entries' count.
+    let offsets = unsafe { OffsetBuffer::new_unchecked(ends.into()) };
+    Ok((offsets, copy(values, &entry_ranges, total)?))
 }
 
 /// Asks the CPU to fetch the cache line at `p` (a hint: it never faults).
@@ -150,77 +209,86 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// The validity of the gathered rows, if any of `arrays` has NULLs.
-fn nulls(arrays: &[&dyn Array], indices: &[(usize, usize)]) -> Option<NullBuffer> {
+/// The validity of the rows in `ranges`, if any of `arrays` has NULLs.
+fn nulls(arrays: &[&dyn Array], ranges: &[Range], len: usize) -> Option<NullBuffer> {
     let nulls: Vec<Option<&NullBuffer>> = arrays.iter().map(|a| a.nulls()).collect();
     if nulls.iter().all(|n| n.is_none_or(|n| n.null_count() == 0)) {
         return None;
     }
-    let mut valid = BooleanBufferBuilder::new(indices.len());
-    for &(a, row) in indices {
-        valid.append(nulls[a].is_none_or(|n| n.is_valid(row)));
+    let mut valid = BooleanBufferBuilder::new(len);
+    for &(a, start, end) in ranges {
+        match nulls[a] {
+            None => valid.append_n(end - start, true),
+            Some(n) if end - start == 1 => valid.append(n.is_valid(start)),
+            Some(n) => {
+                let offset = n.offset();
+                valid.append_packed_range(offset + start..offset + end, n.validity());
+            }
+        }
     }
     Some(NullBuffer::new(valid.finish()))
 }
 
 fn primitive<T: ArrowPrimitiveType>(
     arrays: &[&dyn Array],
-    indices: &[(usize, usize)],
+    ranges: &[Range],
+    len: usize,
     data_type: &DataType,
 ) -> Result<ArrayRef, ArrowError> {
-    let Some(values) = arrays
+    let values: Vec<&[T::Native]> = arrays
         .iter()
-        .map(|a| Some(a.as_primitive_opt::<T>()?.values().as_ref()))
-        .collect::<Option<Vec<&[T::Native]>>>()
-    else {
-        return interleave(arrays, indices);
-    };
-    let mut out = Vec::with_capacity(indices.len());
-    for (i, &(a, row)) in indices.iter().enumerate() {
-        if let Some(&(a, row)) = indices.get(i + AHEAD) {
-            prefetch(values[a].as_ptr().wrapping_add(row));
+        .map(|a| a.as_primitive::<T>().values().as_ref())
+        .collect();
+    let mut out = Vec::with_capacity(len);
+    for (i, &(a, start, end)) in ranges.iter().enumerate() {
+        if let Some(&(a, start, _)) = ranges.get(i + AHEAD) {
+            prefetch(values[a].as_ptr().wrapping_add(start));
         }
-        out.push(values[a][row]);
+        if end - start == 1 {
+            out.push(values[a][start]);
+        } else {
+            out.extend_from_slice(&values[a][start..end]);
+        }
     }
-    let array = PrimitiveArray::<T>::try_new(out.into(), nulls(arrays, indices))?;
+    let array = PrimitiveArray::<T>::try_new(out.into(), nulls(arrays, ranges, len))?;
     Ok(Arc::new(array.with_data_type(data_type.clone())))
 }
 
 fn bytes<T: ByteArrayType>(
     arrays: &[&dyn Array],
-    indices: &[(usize, usize)],
+    ranges: &[Range],
+    len: usize,
 ) -> Result<ArrayRef, ArrowError> {
-    let valid = nulls(arrays, indices);
-    let Some(arrays) = arrays
-        .iter()
-        .map(|a| a.as_bytes_opt::<T>())
-        .collect::<Option<Vec<_>>>()
-    else {
-        return interleave(arrays, indices);
-    };
+    let valid = nulls(arrays, ranges, len);
+    let arrays: Vec<&GenericByteArray<T>> = arrays.iter().map(|a| a.as_bytes::<T>()).collect();
     let offsets: Vec<&[T::Offset]> = arrays.iter().map(|a| a.value_offsets()).collect();
     // The offsets first (fetched twice as far ahead as the bytes after them)...
-    let mut ranges = Vec::with_capacity(indices.len());
-    let mut ends = Vec::with_capacity(indices.len() + 1);
+    let mut spans = Vec::with_capacity(ranges.len());
+    let mut ends = Vec::with_capacity(len + 1);
     ends.push(T::Offset::usize_as(0));
     let mut total = 0;
-    for (i, &(a, row)) in indices.iter().enumerate() {
-        if let Some(&(a, row)) = indices.get(i + 2 * AHEAD) {
-            prefetch(offsets[a].as_ptr().wrapping_add(row));
+    for (i, &(a, start, end)) in ranges.iter().enumerate() {
+        if let Some(&(a, start, _)) = ranges.get(i + 2 * AHEAD) {
+            prefetch(offsets[a].as_ptr().wrapping_add(start));
         }
-        let (start, end) = (offsets[a][row].as_usize(), offsets[a][row + 1].as_usize());
-        ranges.push(start..end);
-        total += end - start;
-        ends.push(T::Offset::from_usize(total).ok_or(ArrowError::OffsetOverflowError(total))?);
+        let offsets = &offsets[a][start..=end];
+        let base = offsets[0].as_usize();
+        for offset in &offsets[1..] {
+            ends.push(T::Offset::usize_as(total + offset.as_usize() - base));
+        }
+        let last = offsets[offsets.len() - 1].as_usize();
+        spans.push(base..last);
+        total += last - base;
     }
+    T::Offset::from_usize(total).ok_or_else(|| ArrowError::OffsetOverflowError(total))?;
     // ...then the bytes.
     let data: Vec<&[u8]> = arrays.iter().map(|a| a.value_data()).collect();
     let mut values = Vec::with_capacity(total);
-    for (i, &(a, _)) in indices.iter().enumerate() {
-        if let (Some(&(a, _)), Some(range)) = (indices.get(i + AHEAD), ranges.get(i + AHEAD)) {
-            prefetch(data[a].as_ptr().wrapping_add(range.start));
+    for (i, &(a, _, _)) in ranges.iter().enumerate() {
+        if let (Some(&(a, _, _)), Some(span)) = (ranges.get(i + AHEAD), spans.get(i + AHEAD)) {
+            prefetch(data[a].as_ptr().wrapping_add(span.start));
         }
-        values.extend_from_slice(&data[a][ranges[i].clone()]);
+        values.extend_from_slice(&data[a][spans[i].clone()]);
     }
     // SAFETY: the offsets rise from 0 to the values' length, and each value is a whole
     // value of an array of the same type (valid UTF-8 where the type is text).
@@ -238,7 +306,8 @@ fn bytes<T: ByteArrayType>(
 mod tests {
     use super::*;
     use arrow::array::{
-        Float64Array, Int64Array, ListArray, StringArray, TimestampMicrosecondArray,
+        BooleanArray, Float64Array, Int64Array, ListArray, MapBuilder, StringArray, StringBuilder,
+        TimestampMicrosecondArray,
     };
     use arrow::compute::interleave_record_batch;
     use arrow::datatypes::{Field, Fields, Int64Type, Schema};
@@ -265,7 +334,7 @@ mod tests {
     fn same_as_interleave(arrays: &[ArrayRef]) -> ArrayRef {
         let refs: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
         let indices = scattered(arrays);
-        let gathered = gather(&refs, &indices).unwrap();
+        let gathered = Picked::new(indices.clone()).column(&refs).unwrap();
         assert_eq!(
             gathered.to_data(),
             interleave(&refs, &indices).unwrap().to_data()
@@ -325,7 +394,10 @@ mod tests {
     fn arrays_of_different_types_fail_as_in_interleave() {
         let ints: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
         let floats: ArrayRef = Arc::new(Float64Array::from(vec![1.0]));
-        let err = gather(&[ints.as_ref(), floats.as_ref()], &[(0, 1), (1, 0)]).unwrap_err();
+        let picked = Picked::new(vec![(0, 1), (1, 0)]);
+        let err = picked
+            .column(&[ints.as_ref(), floats.as_ref()])
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "Invalid argument error: It is not possible to interleave arrays of different data types (Int64 and Float64)"
@@ -351,10 +423,11 @@ mod tests {
         let all: Vec<(usize, usize)> = (0..3).flat_map(|b| (0..50).map(move |r| (b, r))).collect();
         let (late, rest): (Vec<_>, Vec<_>) = all.iter().enumerate().partition(|(i, _)| i % 30 == 7);
         let in_runs: Vec<(usize, usize)> = late.into_iter().chain(rest).map(|(_, &r)| r).collect();
-        assert!(runs(&in_runs).len() * RUN <= in_runs.len());
+        // 5 rows moved, leaving 8 runs.
+        assert_eq!(Picked::new(in_runs.clone()).ranges.len(), 13);
         let arrays: Vec<ArrayRef> = batches.iter().map(|b| b.column(0).clone()).collect();
         let scattered = scattered(&arrays);
-        assert!(runs(&scattered).len() * RUN > scattered.len());
+        assert_eq!(Picked::new(scattered.clone()).ranges.len(), scattered.len());
         for indices in [in_runs, scattered] {
             let gathered =
                 gather_rows(schema.clone(), &refs, &Picked::new(indices.clone())).unwrap();
@@ -364,10 +437,53 @@ mod tests {
     }
 
     #[test]
+    fn gathers_arrays_and_maps_as_interleave_does() {
+        let numbers = same_as_interleave(&arrays(|n| {
+            Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(
+                (0..50).map(|i| (i % 6 != n).then(|| vec![Some((n + i) as i64); i % 3])),
+            ))
+        }));
+        assert!(numbers.null_count() > 0);
+        // Labels: arrays of key and value records, as GCP's `labels`.
+        let label = Fields::from(vec![
+            Field::new("key", DataType::Utf8, true),
+            Field::new("value", DataType::Utf8, true),
+        ]);
+        same_as_interleave(&arrays(|n| {
+            let counts: Vec<usize> = (0..50).map(|i| (i + n) % 4).collect();
+            let entries: usize = counts.iter().sum();
+            let keys = StringArray::from_iter_values((0..entries).map(|e| format!("k{}", e % 5)));
+            let values =
+                StringArray::from_iter((0..entries).map(|e| (e % 4 != n).then(|| format!("v{e}"))));
+            let labels =
+                StructArray::new(label.clone(), vec![Arc::new(keys), Arc::new(values)], None);
+            let item = Arc::new(Field::new_list_field(DataType::Struct(label.clone()), true));
+            Arc::new(ListArray::new(
+                item,
+                OffsetBuffer::from_lengths(counts),
+                Arc::new(labels),
+                None,
+            ))
+        }));
+        // Maps of text, as CUR 2.0's `resource_tags`, some NULL.
+        same_as_interleave(&arrays(|n| {
+            let mut map = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+            for i in 0..50 {
+                for k in 0..(i + n) % 3 {
+                    map.keys().append_value(format!("k{k}"));
+                    map.values().append_value(format!("v{i}-{n}"));
+                }
+                map.append(i % 8 != n).unwrap();
+            }
+            Arc::new(map.finish())
+        }));
+    }
+
+    #[test]
     fn other_types_go_to_interleave() {
         same_as_interleave(&arrays(|n| {
-            Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(
-                (0..50).map(|i| Some(vec![Some((n + i) as i64); i % 3])),
+            Arc::new(BooleanArray::from_iter(
+                (0..50).map(|i| (i % 3 != n).then_some(i % 2 == 0)),
             ))
         }));
     }
