@@ -5,11 +5,12 @@
 //! reads chunks that are decoded on as many threads as there are cores (where the
 //! format has a [`formats::DecodeChunk`]), one thread counts their exact totals and
 //! splits the rows by partition, holding each partition's rows up to a row group
-//! (within a memory bound), and a writer thread hands each row group, sorted by usage
-//! time, to as many column encoders as there are cores and appends it to the
-//! partition's staged file. Only when every source has converted are the files moved
-//! into place and the new catalog renamed over the old one; superseded files are
-//! removed after.
+//! (within a memory bound), and a writer thread hands each row group's columns, with
+//! the order that sorts its rows by usage time, to as many encoders as there are
+//! cores, which gather and encode a column at a time, and appends it to the
+//! partition's staged file. The staged files are synced while the next source
+//! converts. Only when every source has converted are the files moved into place and
+//! the new catalog renamed over the old one; superseded files are removed after.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
