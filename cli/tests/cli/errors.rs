@@ -352,3 +352,62 @@ fn manifest_naming_a_file_that_is_not_there() {
         )
     );
 }
+
+#[test]
+fn cur2_parquet_amount_that_is_not_a_number() {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cur2-00001.snappy.parquet");
+    // 10000 rows, more than one batch: the bad amount is in the second.
+    let n = 10_000;
+    let start = 1_709_251_200_000; // 2024-03-01T00:00:00Z
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "bill_payer_account_id",
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|_| "111122223333"),
+            )),
+        ),
+        (
+            "bill_billing_period_start_date",
+            Arc::new(
+                TimestampMillisecondArray::from_iter_values((0..n).map(|_| start))
+                    .with_timezone("UTC"),
+            ),
+        ),
+        (
+            "line_item_usage_start_date",
+            Arc::new(
+                TimestampMillisecondArray::from_iter_values((0..n).map(|i| start + i * 1000))
+                    .with_timezone("UTC"),
+            ),
+        ),
+        (
+            "line_item_unblended_cost",
+            Arc::new(Float64Array::from_iter_values(
+                (0..n).map(|i| if i == 8999 { f64::NAN } else { 0.125 }),
+            )),
+        ),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&p).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    assert_eq!(
+        refused(&p),
+        format!(
+            "billq: {}: row 9000, line_item_unblended_cost: NaN is not an amount of money\n",
+            p.display()
+        )
+    );
+}

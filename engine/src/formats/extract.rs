@@ -18,7 +18,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::file::metadata::ParquetMetaData;
 
-use super::conform::conform_batch;
+use super::conform::{ConformError, conform_batch};
 use super::{BATCH_SIZE, BatchSource, Chunk, DecodeChunk, ExportKind, gcp, open_text, schema_for};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -33,19 +33,42 @@ pub struct Extract<'p> {
     kind: ExportKind,
     conform: Arc<Conform>,
     batches: Batches<'p>,
+    /// Rows read so far.
+    rows: u64,
 }
 
 /// Conforms stored batches to the documented schema; shared by the threads that decode.
 struct Conform {
+    display: String,
     schema: SchemaRef,
 }
 
 impl DecodeChunk for Conform {
     fn decode(&self, chunk: Chunk) -> Result<RecordBatch> {
-        let Chunk::Stored(batch) = chunk else {
+        let Chunk::Stored { batch, first_row } = chunk else {
             unreachable!("an extract's chunks are stored batches")
         };
-        conform_batch(&batch, &self.schema)
+        conform_batch(&batch, &self.schema).map_err(|e| match e {
+            ConformError::NotAnAmount {
+                path,
+                row,
+                value,
+                target,
+            } => Error::BadFile {
+                path: self.display.clone(),
+                message: format!(
+                    "row {}, {}: {}",
+                    first_row + row as u64,
+                    path.join("."),
+                    if value.is_finite() {
+                        format!("{value} is out of the range of {target}")
+                    } else {
+                        format!("{value} is not an amount of money")
+                    }
+                ),
+            },
+            ConformError::Arrow(e) => e.into(),
+        })
     }
 }
 
@@ -119,8 +142,12 @@ impl<'p> Extract<'p> {
             display: display.to_string(),
             what,
             kind,
-            conform: Arc::new(Conform { schema }),
+            conform: Arc::new(Conform {
+                display: display.to_string(),
+                schema,
+            }),
             batches,
+            rows: 0,
         })
     }
 }
@@ -278,7 +305,11 @@ impl BatchSource for Extract<'_> {
         match self.batches.next() {
             None => Ok(None),
             Some(Err(e)) => Err(unreadable(&self.display, self.what, e)),
-            Some(Ok(batch)) => Ok(Some(Chunk::Stored(batch))),
+            Some(Ok(batch)) => {
+                let first_row = self.rows + 1;
+                self.rows += batch.num_rows() as u64;
+                Ok(Some(Chunk::Stored { batch, first_row }))
+            }
         }
     }
 }

@@ -224,8 +224,9 @@ pub enum Chunk {
     },
     /// CSV records, split into fields.
     Records(csv_export::Records),
-    /// A batch as a columnar file stores it, not yet conformed to the documented schema.
-    Stored(RecordBatch),
+    /// A batch as a columnar file stores it, not yet conformed to the documented
+    /// schema, and the file's row number of its first row (from 1).
+    Stored { batch: RecordBatch, first_row: u64 },
 }
 
 /// Decodes raw chunks into batches; shared by the threads that decode.
