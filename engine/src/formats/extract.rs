@@ -28,7 +28,6 @@ type Batches<'p> =
 
 /// Batches of an extract, conformed to the documented schema.
 pub struct Extract<'p> {
-    display: String,
     what: &'static str,
     kind: ExportKind,
     conform: Arc<Conform>,
@@ -39,6 +38,7 @@ pub struct Extract<'p> {
 
 /// Conforms stored batches to the documented schema; shared by the threads that decode.
 struct Conform {
+    /// The file, as errors name it.
     display: String,
     schema: SchemaRef,
 }
@@ -139,7 +139,6 @@ impl<'p> Extract<'p> {
             }
         };
         Ok(Self {
-            display: display.to_string(),
             what,
             kind,
             conform: Arc::new(Conform {
@@ -304,7 +303,7 @@ impl BatchSource for Extract<'_> {
     fn next_chunk(&mut self) -> Result<Option<Chunk>> {
         match self.batches.next() {
             None => Ok(None),
-            Some(Err(e)) => Err(unreadable(&self.display, self.what, e)),
+            Some(Err(e)) => Err(unreadable(&self.conform.display, self.what, e)),
             Some(Ok(batch)) => {
                 let first_row = self.rows + 1;
                 self.rows += batch.num_rows() as u64;
