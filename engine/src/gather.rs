@@ -21,8 +21,8 @@ use arrow::array::{
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::interleave;
 use arrow::datatypes::{
-    ArrowNativeType, BinaryType, ByteArrayType, DataType, LargeBinaryType, LargeUtf8Type,
-    SchemaRef, Utf8Type,
+    BinaryType, ByteArrayType, DataType, FieldRef, LargeBinaryType, LargeUtf8Type, SchemaRef,
+    Utf8Type,
 };
 use arrow::error::ArrowError;
 
@@ -117,30 +117,8 @@ fn copy(arrays: &[&dyn Array], ranges: &[Range], len: usize) -> Result<ArrayRef,
                 nulls(arrays, ranges, len),
             )?))
         }
-        DataType::List(field) => {
-            let lists: Vec<&GenericListArray<i32>> = arrays.iter().map(|a| a.as_list()).collect();
-            let offsets: Vec<&[i32]> = lists.iter().map(|l| l.value_offsets()).collect();
-            let values: Vec<&dyn Array> = lists.iter().map(|l| l.values().as_ref()).collect();
-            let (offsets, values) = entries(&offsets, &values, ranges, len)?;
-            Ok(Arc::new(GenericListArray::try_new(
-                field.clone(),
-                offsets,
-                values,
-                nulls(arrays, ranges, len),
-            )?))
-        }
-        DataType::LargeList(field) => {
-            let lists: Vec<&GenericListArray<i64>> = arrays.iter().map(|a| a.as_list()).collect();
-            let offsets: Vec<&[i64]> = lists.iter().map(|l| l.value_offsets()).collect();
-            let values: Vec<&dyn Array> = lists.iter().map(|l| l.values().as_ref()).collect();
-            let (offsets, values) = entries(&offsets, &values, ranges, len)?;
-            Ok(Arc::new(GenericListArray::try_new(
-                field.clone(),
-                offsets,
-                values,
-                nulls(arrays, ranges, len),
-            )?))
-        }
+        DataType::List(field) => list::<i32>(arrays, field, ranges, len),
+        DataType::LargeList(field) => list::<i64>(arrays, field, ranges, len),
         DataType::Map(field, sorted) => {
             let maps: Vec<&MapArray> = arrays.iter().map(|a| a.as_map()).collect();
             let offsets: Vec<&[i32]> = maps.iter().map(|m| m.value_offsets()).collect();
@@ -167,6 +145,25 @@ fn fallback(arrays: &[&dyn Array], ranges: &[Range]) -> Result<ArrayRef, ArrowEr
     interleave(arrays, &indices)
 }
 
+/// The rows in `ranges` of lists of `field`.
+fn list<O: OffsetSizeTrait>(
+    arrays: &[&dyn Array],
+    field: &FieldRef,
+    ranges: &[Range],
+    len: usize,
+) -> Result<ArrayRef, ArrowError> {
+    let lists: Vec<&GenericListArray<O>> = arrays.iter().map(|a| a.as_list::<O>()).collect();
+    let offsets: Vec<&[O]> = lists.iter().map(|l| l.value_offsets()).collect();
+    let values: Vec<&dyn Array> = lists.iter().map(|l| l.values().as_ref()).collect();
+    let (offsets, values) = entries(&offsets, &values, ranges, len)?;
+    Ok(Arc::new(GenericListArray::<O>::try_new(
+        field.clone(),
+        offsets,
+        values,
+        nulls(arrays, ranges, len),
+    )?))
+}
+
 /// The entries of the lists (or maps) in `ranges`, given as each array's offsets and
 /// entries: the new offsets, and the entries, each list's lying together.
 fn entries<O: OffsetSizeTrait>(
@@ -175,26 +172,40 @@ fn entries<O: OffsetSizeTrait>(
     ranges: &[Range],
     len: usize,
 ) -> Result<(OffsetBuffer<O>, ArrayRef), ArrowError> {
+    let (offsets, mut spans, total) = rebased(offsets, ranges, len)?;
+    spans.retain(|&(_, start, end)| end > start);
+    Ok((offsets, copy(values, &spans, total)?))
+}
+
+/// The offsets of the rows in `ranges`, given each array's, counted from 0; the span
+/// of values (bytes, or a list's entries) each range holds, as a range of its array;
+/// and their total. The offsets are fetched [`AHEAD`] twice over ahead of their use.
+fn rebased<O: OffsetSizeTrait>(
+    offsets: &[&[O]],
+    ranges: &[Range],
+    len: usize,
+) -> Result<(OffsetBuffer<O>, Vec<Range>, usize), ArrowError> {
+    let mut spans = Vec::with_capacity(ranges.len());
     let mut ends = Vec::with_capacity(len + 1);
     ends.push(O::usize_as(0));
-    let mut entry_ranges = Vec::with_capacity(ranges.len());
     let mut total = 0;
-    for &(a, start, end) in ranges {
+    for (i, &(a, start, end)) in ranges.iter().enumerate() {
+        if let Some(&(a, start, _)) = ranges.get(i + 2 * AHEAD) {
+            prefetch(offsets[a].as_ptr().wrapping_add(start));
+        }
         let offsets = &offsets[a][start..=end];
         let base = offsets[0].as_usize();
         for offset in &offsets[1..] {
             ends.push(O::usize_as(total + offset.as_usize() - base));
         }
         let last = offsets[offsets.len() - 1].as_usize();
-        if last > base {
-            entry_ranges.push((a, base, last));
-            total += last - base;
-        }
+        spans.push((a, base, last));
+        total += last - base;
     }
     O::from_usize(total).ok_or_else(|| ArrowError::OffsetOverflowError(total))?;
-    // SAFETY: the offsets rise from 0 to the entries' count.
+    // SAFETY: the offsets rise from 0 to the values' total.
     let offsets = unsafe { OffsetBuffer::new_unchecked(ends.into()) };
-    Ok((offsets, copy(values, &entry_ranges, total)?))
+    Ok((offsets, spans, total))
 }
 
 /// Asks the CPU to fetch the cache line at `p` (a hint: it never faults).
@@ -262,43 +273,19 @@ fn bytes<T: ByteArrayType>(
     let valid = nulls(arrays, ranges, len);
     let arrays: Vec<&GenericByteArray<T>> = arrays.iter().map(|a| a.as_bytes::<T>()).collect();
     let offsets: Vec<&[T::Offset]> = arrays.iter().map(|a| a.value_offsets()).collect();
-    // The offsets first (fetched twice as far ahead as the bytes after them)...
-    let mut spans = Vec::with_capacity(ranges.len());
-    let mut ends = Vec::with_capacity(len + 1);
-    ends.push(T::Offset::usize_as(0));
-    let mut total = 0;
-    for (i, &(a, start, end)) in ranges.iter().enumerate() {
-        if let Some(&(a, start, _)) = ranges.get(i + 2 * AHEAD) {
-            prefetch(offsets[a].as_ptr().wrapping_add(start));
-        }
-        let offsets = &offsets[a][start..=end];
-        let base = offsets[0].as_usize();
-        for offset in &offsets[1..] {
-            ends.push(T::Offset::usize_as(total + offset.as_usize() - base));
-        }
-        let last = offsets[offsets.len() - 1].as_usize();
-        spans.push(base..last);
-        total += last - base;
-    }
-    T::Offset::from_usize(total).ok_or_else(|| ArrowError::OffsetOverflowError(total))?;
-    // ...then the bytes.
+    // The offsets first, then the bytes.
+    let (offsets, spans, total) = rebased(&offsets, ranges, len)?;
     let data: Vec<&[u8]> = arrays.iter().map(|a| a.value_data()).collect();
     let mut values = Vec::with_capacity(total);
-    for (i, &(a, _, _)) in ranges.iter().enumerate() {
-        if let (Some(&(a, _, _)), Some(span)) = (ranges.get(i + AHEAD), spans.get(i + AHEAD)) {
-            prefetch(data[a].as_ptr().wrapping_add(span.start));
+    for (i, &(a, start, end)) in spans.iter().enumerate() {
+        if let Some(&(a, start, _)) = spans.get(i + AHEAD) {
+            prefetch(data[a].as_ptr().wrapping_add(start));
         }
-        values.extend_from_slice(&data[a][spans[i].clone()]);
+        values.extend_from_slice(&data[a][start..end]);
     }
     // SAFETY: the offsets rise from 0 to the values' length, and each value is a whole
     // value of an array of the same type (valid UTF-8 where the type is text).
-    let array = unsafe {
-        GenericByteArray::<T>::new_unchecked(
-            OffsetBuffer::new_unchecked(ends.into()),
-            values.into(),
-            valid,
-        )
-    };
+    let array = unsafe { GenericByteArray::<T>::new_unchecked(offsets, values.into(), valid) };
     Ok(Arc::new(array))
 }
 
